@@ -1,0 +1,45 @@
+//! Fleet's core: the device model, topics, payloads, remediation policy and worker plan,
+//! shared by the AWS Lambdas, the local stack and the in-browser app.
+//!
+//! # Key decision
+//!
+//! Pure values in, values out. Nothing here does I/O, reads a clock or draws randomness:
+//! time (`now_ms`) and seeds are arguments, and results are plain values — a [`Sample`] to
+//! publish, a [`Decision`] to record, a [`Plan`] of rows, archive objects and metric lines
+//! to write. Adapters (Lambda, SQLite, in-page) execute those plans with their own I/O. So
+//! the same code runs natively and on `wasm32-unknown-unknown`, and every rule is tested
+//! without mocks.
+//!
+//! # Layout
+//!
+//! - [`id`]: validated [`DeviceId`] and [`BuildingId`] (`[A-Za-z0-9_-]{1,64}`).
+//! - [`topic`]: MQTT topic names and subscription filters (§4.2).
+//! - [`device`]: the virtual device's curve, remediation and a seeded [`Fleet`] (§4.1).
+//! - [`payload`]: JSON telemetry and commands, current and legacy shapes, and the
+//!   [`Rejection`] reasons for bad input (§4.3).
+//! - [`policy`]: the per-device remediation state machine, [`decide`] (§4.5).
+//! - [`mod@plan`]: what the worker does with a batch of messages, [`plan()`] (§4.4).
+//! - [`alarm`]: band and fleet alarms evaluated reading by reading, [`Alarms`] (§4.6).
+
+#![warn(missing_docs)]
+
+pub mod alarm;
+pub mod device;
+pub mod id;
+pub mod payload;
+pub mod plan;
+pub mod policy;
+pub mod topic;
+
+pub use alarm::{AlarmConfig, AlarmKind, AlarmNotice, AlarmState, Alarms};
+pub use device::{Device, DeviceParams, Fleet, FleetVariation, Sample};
+pub use id::{BuildingId, DeviceId, IdError};
+pub use payload::{
+    Action, Command, LegacyCommand, ParseContext, Rejection, Shape, Telemetry, encode_command,
+    encode_telemetry, parse_command, parse_telemetry,
+};
+pub use plan::{
+    ArchiveObject, Incoming, Plan, PlanSummary, ReadingRow, Rejected, WorkerConfig, plan,
+};
+pub use policy::{Decision, DeviceState, PolicyConfig, Publication, Reading, Reason, decide};
+pub use topic::{Topic, TopicError};

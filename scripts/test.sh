@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every check: formatting, lints, all tests, the wasm32 build of the shared crates, and
+# a bounded fuzz run. Installs what it needs first (idempotently). This is what CI runs.
+#
+# Environment: FLEET_FUZZ_SECONDS (per fuzz target, default 30; 0 skips fuzzing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+start=$SECONDS
+scripts/setup.sh
+step "format" cargo fmt --all -- --check
+step "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+step "tests" cargo test --workspace --locked
+# The core and the MQTT session must stay portable to the browser.
+step "wasm32 build" cargo build --locked --target wasm32-unknown-unknown \
+  -p fleet-core -p fleet-mqtt -p fleet-web
+step "template lint" cfn-lint template.yml
+step "fuzz" scripts/fuzz.sh "${FLEET_FUZZ_SECONDS:-30}"
+printf '\nAll checks passed in %ss.\n' "$((SECONDS - start))"
