@@ -5,7 +5,8 @@
 //!
 //! # Layout
 //! - [`store`]: the narrow store traits the pipeline needs ([`ReadingStore`],
-//!   [`RemediationStore`], [`ArchiveStore`]) and their error type.
+//!   [`RemediationStore`], [`ArchiveStore`], and [`Batch`] for atomic batches) and their
+//!   error type.
 //! - [`memory`]: an in-memory store implementing all three, bounded per device.
 //! - [`pipeline`]: [`Pipeline::ingest`], which executes one batch end to end.
 //!
@@ -23,4 +24,4 @@ pub mod store;
 
 pub use memory::MemoryStore;
 pub use pipeline::{Outcome, Pipeline, PipelineConfig};
-pub use store::{ArchiveStore, ReadingStore, RemediationStore, StoreError};
+pub use store::{ArchiveStore, Batch, ReadingStore, RemediationStore, StoreError};

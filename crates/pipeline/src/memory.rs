@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use fleet_core::{ArchiveObject, Decision, DeviceId, DeviceState, ReadingRow};
 
-use crate::store::{ArchiveStore, ReadingStore, RemediationStore, StoreError};
+use crate::store::{ArchiveStore, Batch, ReadingStore, RemediationStore, StoreError};
 
 /// Limits of a [`MemoryStore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +145,19 @@ impl ArchiveStore for MemoryStore {
         self.archive_total += 1;
         Ok(())
     }
+}
+
+/// Memory writes cannot fail halfway, so a batch needs no bookkeeping.
+impl Batch for MemoryStore {
+    fn begin(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn rollback(&mut self) {}
 }
 
 fn push_bounded<T>(queue: &mut VecDeque<T>, item: T, cap: usize) {

@@ -6,7 +6,7 @@ use fleet_core::{
     ReadingRow, Rejected, WorkerConfig, decide, plan,
 };
 
-use crate::store::{ArchiveStore, ReadingStore, RemediationStore, StoreError};
+use crate::store::{ArchiveStore, Batch, ReadingStore, RemediationStore, StoreError};
 
 /// Settings of the whole loop.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -68,8 +68,10 @@ impl Pipeline {
         &self.alarms
     }
 
-    /// Runs one batch. Fails only if the readings could not be stored; then nothing after
-    /// the store ran and the whole batch can be retried (keys make that idempotent).
+    /// Runs one batch. Readings, device states and decisions are written in one store
+    /// [`Batch`]: when this returns `Ok`, all of them are committed. It fails only if the
+    /// store failed; then the batch was rolled back and can be retried whole (keys make
+    /// that idempotent). Archive writes are outside the batch and reported in the outcome.
     pub fn ingest<S>(
         &mut self,
         store: &mut S,
@@ -77,7 +79,7 @@ impl Pipeline {
         now_ms: u64,
     ) -> Result<Outcome, StoreError>
     where
-        S: ReadingStore + RemediationStore + ArchiveStore,
+        S: ReadingStore + RemediationStore + ArchiveStore + Batch,
     {
         let plan = plan(&self.config.worker, batch);
         let mut outcome = Outcome {
@@ -92,8 +94,36 @@ impl Pipeline {
                 outcome.archive_errors.push(e);
             }
         }
-        let fresh = store.insert_new(&plan.rows)?;
-        for (row, new) in plan.rows.into_iter().zip(fresh) {
+        store.begin()?;
+        if let Err(e) = self.store_and_decide(store, plan.rows, now_ms, &mut outcome) {
+            store.rollback();
+            return Err(e);
+        }
+        store.commit()?;
+        // Alarms follow committed readings only, so a rolled-back batch raises none.
+        for row in &outcome.stored {
+            outcome.alarms.extend(self.alarms.observe(
+                &row.device,
+                Some(&row.building),
+                row.temperature,
+                row.time_ms(),
+            ));
+        }
+        Ok(outcome)
+    }
+
+    fn store_and_decide<S>(
+        &self,
+        store: &mut S,
+        rows: Vec<ReadingRow>,
+        now_ms: u64,
+        outcome: &mut Outcome,
+    ) -> Result<(), StoreError>
+    where
+        S: ReadingStore + RemediationStore,
+    {
+        let fresh = store.insert_new(&rows)?;
+        for (row, new) in rows.into_iter().zip(fresh) {
             if new {
                 outcome.stored.push(row);
             } else {
@@ -106,14 +136,8 @@ impl Pipeline {
             store.record_decision(&decision, &next)?;
             outcome.commands.extend(decision.publication());
             outcome.decisions.push(decision);
-            outcome.alarms.extend(self.alarms.observe(
-                &row.device,
-                Some(&row.building),
-                row.temperature,
-                row.time_ms(),
-            ));
         }
-        Ok(outcome)
+        Ok(())
     }
 }
 

@@ -51,3 +51,16 @@ pub trait ArchiveStore {
     /// Writes an object, replacing one with the same key.
     fn put_object(&mut self, object: &ArchiveObject) -> Result<(), StoreError>;
 }
+
+/// Stores that make one batch's writes atomic (a database transaction). The pipeline opens a
+/// batch before storing readings and commits it after the last decision, so a crash leaves
+/// either the whole batch or none of it, and a caller acking messages after
+/// [`Pipeline::ingest`](crate::Pipeline::ingest) returns never acks what was not stored.
+pub trait Batch {
+    /// Starts a batch.
+    fn begin(&mut self) -> Result<(), StoreError>;
+    /// Makes the batch's writes durable.
+    fn commit(&mut self) -> Result<(), StoreError>;
+    /// Drops the batch's writes (after an error).
+    fn rollback(&mut self);
+}
