@@ -3,7 +3,7 @@
 # Safe to run again and again. A fresh machine has only rustup's toolchain, Node/npm,
 # Python/pip and apt; this script brings the rest.
 #
-# Usage: scripts/setup.sh [rust] [aws] [fuzz]      (default: all of them)
+# Usage: scripts/setup.sh [rust] [mqtt] [aws] [fuzz]      (default: all of them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -21,6 +21,16 @@ setup_rust() {
   cargo fetch --locked >/dev/null
 }
 
+# A real third-party MQTT broker and clients for the tests (Debian's mosquitto 2.0, with
+# WebSockets; mosquitto_pub/mosquitto_sub talk to the local stack in its tests).
+setup_mqtt() {
+  have mosquitto_pub && [ -x /usr/sbin/mosquitto ] && return 0
+  apt_install mosquitto mosquitto-clients
+  # Debian may start the system service on install, on port 1883, where `fleet local`
+  # listens by default; the tests start their own brokers on free ports.
+  service mosquitto stop >/dev/null 2>&1 || true
+}
+
 # Python tools (cfn-lint now; the SAM CLI later) live in one virtualenv, so they never fight
 # with the system's packages. scripts/lib.sh puts its bin/ on PATH.
 setup_aws() {
@@ -33,7 +43,7 @@ setup_fuzz() {
 }
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(rust aws fuzz)
+[ ${#targets[@]} -gt 0 ] || targets=(rust mqtt aws fuzz)
 for t in "${targets[@]}"; do
   step "setup $t" "setup_$t"
 done

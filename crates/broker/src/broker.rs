@@ -16,7 +16,7 @@ use tracing::{debug, info};
 
 use crate::config::BrokerConfig;
 use crate::connection::{self, now_ms};
-use crate::ingest::Ingested;
+use crate::ingest::{IngestSink, Ingested, ShuttingDown};
 use crate::router::Router;
 use crate::transport::{Transport, ws_handshake};
 
@@ -101,7 +101,10 @@ pub(crate) struct Counters {
 pub(crate) struct Shared {
     router: Mutex<Router>,
     pub(crate) config: BrokerConfig,
-    pub(crate) ingest: Option<(Vec<String>, mpsc::Sender<Ingested>)>,
+    /// Ingest filters and the channel to the application. Each connection takes its own
+    /// clone of the sender when it starts; shutdown takes this one, so once the last
+    /// connection ends the application's receiver sees the end of the stream.
+    ingest: Mutex<Option<IngestSink>>,
     pub(crate) stats: Counters,
     /// Start time, ms: makes source ids unique across restarts.
     pub(crate) start_ms: u64,
@@ -113,6 +116,16 @@ impl Shared {
     /// worse than losing one delivery, so a poisoned lock is used as is.
     pub(crate) fn router(&self) -> MutexGuard<'_, Router> {
         self.router.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The ingest filters and a sender, for a new connection. `Err` while shutting down.
+    pub(crate) fn ingest(&self) -> Result<Option<IngestSink>, ShuttingDown> {
+        let guard = self.ingest.lock().unwrap_or_else(PoisonError::into_inner);
+        match (&*guard, self.config.ingest.is_some()) {
+            (Some(sink), _) => Ok(Some(sink.clone())),
+            (None, true) => Err(ShuttingDown),
+            (None, false) => Ok(None),
+        }
     }
 
     pub(crate) fn publish(&self, topic: &str, payload: &[u8], qos: QoS) -> u64 {
@@ -160,14 +173,20 @@ impl Broker {
         let (ingest, ingest_rx) = match &config.ingest {
             Some(ic) => {
                 let (tx, rx) = mpsc::channel(ic.queue.max(1));
-                (Some((ic.filters.clone(), tx)), Some(rx))
+                (
+                    Some(IngestSink {
+                        filters: Arc::from(ic.filters.clone()),
+                        tx,
+                    }),
+                    Some(rx),
+                )
             }
             None => (None, None),
         };
         let shared = Arc::new(Shared {
             router: Mutex::new(Router::default()),
             config,
-            ingest,
+            ingest: Mutex::new(ingest),
             stats: Counters::default(),
             start_ms: now_ms(),
             next_conn: AtomicU64::new(1),
@@ -308,6 +327,64 @@ impl BrokerHandle {
         self.shared.publish(topic, payload, qos)
     }
 
+    /// A cheap handle to publish and read counters from other threads or tasks.
+    pub fn publisher(&self) -> Publisher {
+        Publisher {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> BrokerStats {
+        self.publisher().stats()
+    }
+
+    /// Connected clients.
+    pub fn client_count(&self) -> usize {
+        self.shared.router().client_count()
+    }
+
+    /// Stops accepting, closes every connection, and waits (up to `grace`) for them to end.
+    /// Then the ingest stream ends, after the messages already queued, so the application
+    /// can store them and stop.
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.shutdown_tx.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.shared.stats.connected.load(Relaxed) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.shared
+            .ingest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        info!("broker stopped");
+    }
+}
+
+/// Publishes application messages and reads counters; cloneable, usable from any thread.
+#[derive(Clone)]
+pub struct Publisher {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Publisher")
+    }
+}
+
+impl Publisher {
+    /// Publishes to the subscribers; returns how many it was queued for.
+    pub fn publish(&self, topic: &str, payload: &[u8], qos: QoS) -> u64 {
+        self.shared.publish(topic, payload, qos)
+    }
+
     /// Counters since start.
     pub fn stats(&self) -> BrokerStats {
         let c = &self.shared.stats;
@@ -321,25 +398,5 @@ impl BrokerHandle {
             dropped: c.dropped.load(Relaxed),
             errors: c.errors.load(Relaxed),
         }
-    }
-
-    /// Connected clients.
-    pub fn client_count(&self) -> usize {
-        self.shared.router().client_count()
-    }
-
-    /// Stops accepting, closes every connection, and waits (up to `grace`) for them to end.
-    pub async fn shutdown(self, grace: Duration) {
-        let _ = self.shutdown_tx.send(true);
-        for task in self.tasks {
-            let _ = task.await;
-        }
-        let deadline = tokio::time::Instant::now() + grace;
-        while self.shared.stats.connected.load(Relaxed) > 0
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        info!("broker stopped");
     }
 }

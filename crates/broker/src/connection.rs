@@ -11,13 +11,12 @@ use fleet_mqtt::codec::{self, CodecError};
 use fleet_mqtt::packet::{
     ConnAck, Connect, ConnectReturnCode, Packet, Publish, SubAck, SubscribeReturn,
 };
-use fleet_mqtt::topic::matches;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 use tracing::{debug, info, warn};
 
 use crate::broker::Shared;
-use crate::ingest::{Ack, AckResult, Ingested};
+use crate::ingest::{Ack, AckResult, IngestSink, Ingested};
 use crate::router::{ConnId, Outbound};
 use crate::transport::Transport;
 
@@ -71,6 +70,8 @@ struct WillMessage {
 /// Per-connection state (the receive buffer lives apart so packets can borrow it).
 struct Conn {
     shared: Arc<Shared>,
+    /// Where telemetry goes: this connection's own sender to the application.
+    ingest: Option<IngestSink>,
     id: ConnId,
     client_id: Arc<str>,
     tx: Vec<u8>,
@@ -153,6 +154,12 @@ pub(crate) async fn serve(
         Arc::from(client_id)
     };
 
+    let Ok(ingest) = shared.ingest() else {
+        // Shutting down: telemetry could no longer be stored, so it must not be acked.
+        let _ = refuse(&mut transport, ConnectReturnCode::ServerUnavailable).await;
+        transport.close().await;
+        return;
+    };
     let (out_tx, mut out_rx) = mpsc::channel(shared.config.outbound_queue.max(1));
     let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
     let taken_over = shared.router().connect(id, client_id.clone(), out_tx);
@@ -165,6 +172,7 @@ pub(crate) async fn serve(
 
     let mut conn = Conn {
         shared: shared.clone(),
+        ingest,
         id,
         client_id: client_id.clone(),
         tx: Vec::with_capacity(4096),
@@ -415,12 +423,7 @@ impl Conn {
             .dropped
             .fetch_add(delivery.dropped, Relaxed);
 
-        let ingest = self
-            .shared
-            .ingest
-            .as_ref()
-            .filter(|(filters, _)| filters.iter().any(|f| matches(f, p.topic)));
-        let Some((_, sink)) = ingest else {
+        let Some(sink) = self.ingest.as_ref().filter(|sink| sink.wants(p.topic)) else {
             if let Some(pkid) = p.pkid {
                 self.pending_acks.push_back((pkid, true));
                 self.flush_acks();
@@ -441,7 +444,7 @@ impl Conn {
         };
         self.shared.stats.ingested.fetch_add(1, Relaxed);
         // Waiting here stops this connection's reads: backpressure reaches the device.
-        sink.send(message).await.map_err(|_| End::StoreFailed)
+        sink.tx.send(message).await.map_err(|_| End::StoreFailed)
     }
 
     fn on_ack(&mut self, result: AckResult) -> Result<(), End> {

@@ -11,6 +11,26 @@ pub(crate) enum AckResult {
     Failed,
 }
 
+/// Where a connection sends the publishes that match the ingest filters.
+#[derive(Debug, Clone)]
+pub(crate) struct IngestSink {
+    pub(crate) filters: std::sync::Arc<[String]>,
+    pub(crate) tx: mpsc::Sender<Ingested>,
+}
+
+impl IngestSink {
+    /// Whether a topic goes to the application.
+    pub(crate) fn wants(&self, topic: &str) -> bool {
+        self.filters
+            .iter()
+            .any(|f| fleet_mqtt::topic::matches(f, topic))
+    }
+}
+
+/// The broker is shutting down and takes no new connections.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShuttingDown;
+
 /// A publish whose topic matched an ingest filter.
 #[derive(Debug)]
 pub struct Ingested {

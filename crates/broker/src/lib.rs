@@ -34,6 +34,6 @@ pub mod ingest;
 mod router;
 mod transport;
 
-pub use broker::{BindError, Broker, BrokerHandle, BrokerStats, ListenerKind};
+pub use broker::{BindError, Broker, BrokerHandle, BrokerStats, ListenerKind, Publisher};
 pub use config::{BrokerConfig, IngestConfig};
 pub use ingest::{Ack, Ingested};

@@ -76,7 +76,8 @@ impl Transport {
                 let _ = s.shutdown().await;
             }
             Transport::Ws(ws) => {
-                let _ = ws.close(None).await;
+                // Sends a Close frame and flushes it.
+                let _ = SinkExt::close(&mut **ws).await;
             }
         }
     }

@@ -502,3 +502,26 @@ async fn application_publishes_reach_exact_and_wildcard_subscribers() {
     ));
     assert!(matches!(ui.recv().await, In::Publish { .. }));
 }
+
+#[tokio::test]
+async fn after_shutdown_the_ingest_stream_drains_and_ends() {
+    let (b, rx) = start(true).await;
+    let mut rx = rx.unwrap();
+    let mut device = Raw::connect(tcp(&b), "d-1").await;
+    device.publish(TELEMETRY, b"t1", Some(1)).await;
+    device.publish(TELEMETRY, b"t2", Some(2)).await;
+    // Wait until the broker queued both, then stop it.
+    while b.stats().ingested < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    b.shutdown(Duration::from_secs(2)).await;
+    let mut payloads = Vec::new();
+    while let Some(m) = timeout(Duration::from_secs(2), rx.recv()).await.unwrap() {
+        payloads.push(m.payload);
+    }
+    assert_eq!(
+        payloads,
+        [b"t1".to_vec(), b"t2".to_vec()],
+        "queued messages are not lost"
+    );
+}

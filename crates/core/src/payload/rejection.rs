@@ -135,7 +135,7 @@ pub enum Rejection {
         found: String,
     },
     /// The message arrived on a topic that is not one of the fleet's topics.
-    #[error("topic is invalid")]
+    #[error("topic is invalid: {source}")]
     BadTopic {
         /// Why the topic is invalid.
         #[source]

@@ -1,0 +1,224 @@
+//! `fleet local`: the local stack, and `fleet local cert` for device certificates.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use fleet_core::DeviceId;
+use fleet_local::{CertDir, LocalConfig, LocalStack};
+
+use crate::logging::{self, LogFormat, LogLevel};
+
+/// Flags of `fleet local`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LocalArgs {
+    #[command(subcommand)]
+    pub action: Option<LocalAction>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `fleet local` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LocalAction {
+    /// Issue client certificates for devices (mutual TLS on the MQTT/TLS listener), and the
+    /// local CA if it does not exist yet. Prints the --root-ca/--cert/--key to use.
+    Cert {
+        /// Device id, e.g. d-0001 (repeat for several).
+        #[arg(long, required = true)]
+        device: Vec<String>,
+        /// Data directory of the stack.
+        #[arg(long, env = "FLEET_DATA", default_value = "data")]
+        data: PathBuf,
+    },
+}
+
+/// A listener address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen(Option<SocketAddr>);
+
+impl FromStr for Listen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(Listen(None));
+        }
+        s.parse()
+            .map(|a| Listen(Some(a)))
+            .map_err(|_| format!("{s:?} is not an address like 127.0.0.1:1883 (or `off`)"))
+    }
+}
+
+/// How the stack runs.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Data directory: database, archive, EMF logs, certificates.
+    #[arg(long, env = "FLEET_DATA", default_value = "data")]
+    pub data: PathBuf,
+    /// MQTT over TCP listener (`off` to disable).
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    pub mqtt: Listen,
+    /// MQTT over WebSocket listener, served at /mqtt (`off` to disable).
+    #[arg(long, default_value = "127.0.0.1:8083")]
+    pub ws: Listen,
+    /// MQTT over mutual TLS listener (`off` to disable).
+    #[arg(long, default_value = "127.0.0.1:8883")]
+    pub mqtts: Listen,
+    /// HTTP listener: web app, /config.json, /healthz, /metrics (`off` to disable).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: Listen,
+    /// Allow listeners on addresses other than loopback (they are reachable from other
+    /// machines, with no authentication but mutual TLS on the TLS listener).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// A name the TLS server certificate is issued for (repeatable).
+    #[arg(long = "tls-name", default_values = ["localhost", "127.0.0.1"])]
+    pub tls_names: Vec<String>,
+    /// The built web app to serve.
+    #[arg(long, default_value = "dist")]
+    pub dist: PathBuf,
+    /// Remediation on or off (the original's REMEDIATION_LOGIC).
+    #[arg(long, env = "REMEDIATION_LOGIC", default_value_t = true, action = clap::ArgAction::Set)]
+    pub remediation_logic: bool,
+    /// Lower edge of the band, °C.
+    #[arg(long, default_value_t = 26.0)]
+    pub band_min: f64,
+    /// Upper edge of the band, °C.
+    #[arg(long, default_value_t = 28.0)]
+    pub band_max: f64,
+    /// Seconds a reading stays in the table (the original's TTL_DYNAMO).
+    #[arg(long, env = "TTL_DYNAMO", default_value_t = 86_400)]
+    pub ttl: u64,
+    /// A device that gets per-device Temperature and Humidity EMF metrics (repeatable).
+    #[arg(long = "metric-device")]
+    pub metric_devices: Vec<String>,
+    /// Days the archive and EMF logs are kept.
+    #[arg(long, default_value_t = 7)]
+    pub archive_retention_days: u32,
+    /// Log level (ERROR, WARNING, INFO, DEBUG).
+    #[arg(long, env = "LOG_LEVEL", default_value = "INFO")]
+    pub log_level: LogLevel,
+    /// Log format.
+    #[arg(long, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+pub fn run(args: LocalArgs) -> Result<()> {
+    match args.action {
+        Some(LocalAction::Cert { device, data }) => issue(&device, &data),
+        None => serve(args.run),
+    }
+}
+
+fn issue(devices: &[String], data: &std::path::Path) -> Result<()> {
+    let certs = CertDir::new(data.join("certs"));
+    for device in devices {
+        let files = certs
+            .issue_device(device)
+            .with_context(|| format!("device {device}"))?;
+        println!(
+            "{device}: --root-ca {} --cert {} --key {}",
+            files.root_ca.display(),
+            files.cert.display(),
+            files.key.display()
+        );
+    }
+    Ok(())
+}
+
+fn config(args: &RunArgs) -> Result<LocalConfig> {
+    let listeners = [
+        ("--mqtt", args.mqtt),
+        ("--ws", args.ws),
+        ("--mqtts", args.mqtts),
+        ("--http", args.http),
+    ];
+    for (flag, Listen(addr)) in listeners {
+        if let Some(addr) = addr.filter(|a| !a.ip().is_loopback() && !args.allow_remote) {
+            bail!("{flag} {addr} is not a loopback address; add --allow-remote to listen there");
+        }
+    }
+    let mut config = LocalConfig::new(&args.data);
+    config.mqtt = args.mqtt.0;
+    config.ws = args.ws.0;
+    config.mqtts = args.mqtts.0;
+    config.http = args.http.0;
+    config.tls_names = args.tls_names.clone();
+    config.dist = Some(args.dist.clone());
+    config.pipeline.policy.enabled = args.remediation_logic;
+    config.pipeline.policy.band_min = args.band_min;
+    config.pipeline.policy.band_max = args.band_max;
+    config.pipeline.alarms.band_min = args.band_min;
+    config.pipeline.alarms.band_max = args.band_max;
+    config.pipeline.worker.band_min = args.band_min;
+    config.pipeline.worker.band_max = args.band_max;
+    config.pipeline.worker.ttl_s = args.ttl;
+    config.pipeline.worker.metric_devices = args
+        .metric_devices
+        .iter()
+        .map(|d| DeviceId::try_from(d.as_str()).with_context(|| format!("--metric-device {d:?}")))
+        .collect::<Result<BTreeSet<_>>>()?;
+    config.retention.archive_days = args.archive_retention_days;
+    Ok(config)
+}
+
+fn serve(args: RunArgs) -> Result<()> {
+    logging::init(args.log_level, args.log_format);
+    let config = config(&args)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let stack = LocalStack::start(config)
+            .await
+            .context("cannot start the local stack")?;
+        print_banner(&stack);
+        wait_for_signal().await?;
+        eprintln!("fleet local: stopping (storing what is queued)…");
+        stack.shutdown().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    Ok(())
+}
+
+fn print_banner(stack: &LocalStack) {
+    let data = stack.data_dir().display();
+    println!("Fleet local stack is running (data in {data}).");
+    if let Some(a) = stack.mqtt_addr() {
+        println!("  MQTT       mqtt://{a}");
+    }
+    if let Some(a) = stack.ws_addr() {
+        println!("  WebSocket  ws://{a}/mqtt");
+    }
+    if let Some(a) = stack.mqtts_addr() {
+        println!(
+            "  mTLS       mqtts://{a}  (CA {data}/certs/ca.pem; device certs: fleet local cert --device ID)"
+        );
+    }
+    if let Some(a) = stack.http_addr() {
+        println!("  Web app    http://{a}/   (metrics http://{a}/metrics)");
+    }
+    println!("Stop with Ctrl-C.");
+}
+
+async fn wait_for_signal() -> Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    Ok(())
+}

@@ -1,0 +1,513 @@
+//! `fleet sim`: a fleet of native devices over real MQTT, the original Go `monitoring` CLI
+//! grown to fleets.
+//!
+//! Each device is a `fleet-core` [`Device`] driven by its own `fleet-client` connection:
+//! QoS 1 telemetry on its topic, a subscription to its command topic, commands applied to
+//! its curve as they arrive.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use fleet_client::{BrokerUrl, Client, ClientEvent, ClientHandle, Scheme, TlsFiles};
+use fleet_core::device::DEFAULT_DEVICE_ID;
+use fleet_core::payload::{Shape, parse_legacy_command};
+use fleet_core::{
+    BuildingId, Device, DeviceId, Fleet, FleetVariation, ParseContext, encode_telemetry,
+    parse_command,
+};
+use fleet_mqtt::{Backoff, Options, QoS};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::args::DeviceArgs;
+use crate::logging::{self, LogFormat, LogLevel};
+
+/// Flags of `fleet sim`.
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
+    /// Device id of a single device (with --devices 1); fleets use d-0001, d-0002, …
+    #[arg(long, env = "DEVICE_ID", default_value = DEFAULT_DEVICE_ID)]
+    pub device_id: String,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Log level: ERROR, WARNING, INFO, DEBUG.
+    #[arg(long, env = "LOG_LEVEL", default_value = "INFO")]
+    pub log_level: LogLevel,
+    /// Log format (JSON, as the original CLI's logrus).
+    #[arg(long, default_value = "json")]
+    pub log_format: LogFormat,
+    /// AWS IoT Core endpoint (ATS); connects with mutual TLS to port 8883 unless --broker
+    /// is given.
+    #[arg(long, env = "IOT_CORE_ENDPOINT")]
+    pub iot_endpoint: Option<String>,
+    /// Broker URL: mqtt://host:port, mqtts://host:port (mutual TLS) or ws://host:port/mqtt.
+    /// Default: mqtts://IOT_ENDPOINT:8883 with --iot-endpoint, else the local stack.
+    #[arg(long)]
+    pub broker: Option<String>,
+    /// CA certificate for mqtts (the original's ./certs/AmazonRootCA1.pem).
+    #[arg(long, default_value = "./certs/AmazonRootCA1.pem")]
+    pub root_ca: PathBuf,
+    /// Device certificate for mqtts.
+    #[arg(long, default_value = "./certs/monitoring-device.cert.pem")]
+    pub cert: PathBuf,
+    /// Device private key for mqtts.
+    #[arg(long, default_value = "./certs/monitoring-device.private.key")]
+    pub key: PathBuf,
+    /// Number of devices.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub devices: u32,
+    /// Building of the devices (the original used 1).
+    #[arg(long, default_value = "1")]
+    pub building: String,
+    /// Seed of the fleet's phases and noise.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Noise half-width, °C (0: the exact original curve).
+    #[arg(long, default_value_t = fleet_core::device::DEFAULT_NOISE_AMPLITUDE)]
+    pub noise: f64,
+    /// Speak the original stack's topics and payloads (monitoring-device/building-N).
+    #[arg(long)]
+    pub legacy: bool,
+    /// New connections per second across the fleet (IoT Core also allows 1 per second per
+    /// client id, which the reconnect backoff respects).
+    #[arg(long, default_value_t = 50.0)]
+    pub connect_rate: f64,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// On stop, wait this long for outstanding acknowledgements.
+    #[arg(long, default_value_t = 10.0)]
+    pub drain_timeout: f64,
+    /// Append every acknowledged reading to this file as NDJSON ({"device","seq"}).
+    #[arg(long)]
+    pub acked_file: Option<PathBuf>,
+    /// MQTT keep-alive, seconds (IoT Core: 30..=1200).
+    #[arg(long, default_value_t = 60)]
+    pub keep_alive: u16,
+}
+
+/// What one device did.
+#[derive(Debug, Default, Clone)]
+struct DeviceReport {
+    sent: u64,
+    acked: u64,
+    commands: BTreeMap<&'static str, u64>,
+    reconnects: u64,
+    round_trips_ms: Vec<f64>,
+}
+
+pub fn run(args: SimArgs) -> Result<()> {
+    logging::init(args.log_level, args.log_format);
+    let params = args.device.params().context("invalid device parameters")?;
+    let url = broker_url(&args)?;
+    let tls = (url.scheme() == Scheme::Mqtts)
+        .then(|| TlsFiles::new(&args.root_ca).with_identity(&args.cert, &args.key));
+    let building = BuildingId::try_from(args.building.as_str())
+        .with_context(|| format!("--building {:?}", args.building))?;
+    if !(args.connect_rate.is_finite() && args.connect_rate > 0.0) {
+        bail!("--connect-rate must be a positive number");
+    }
+    let devices = build_fleet(&args, params, &building)?;
+    print_setup(&args, &url);
+
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let reports = runtime.block_on(simulate(&args, url, tls, devices))?;
+    print_summary(&args, &reports);
+    Ok(())
+}
+
+fn broker_url(args: &SimArgs) -> Result<BrokerUrl> {
+    let text = match (&args.broker, &args.iot_endpoint) {
+        (Some(b), _) => b.clone(),
+        (None, Some(endpoint)) if endpoint != "CHANGE_ME" => format!("mqtts://{endpoint}:8883"),
+        _ => String::from("mqtt://127.0.0.1:1883"),
+    };
+    BrokerUrl::parse(&text).with_context(|| format!("broker URL {text:?}"))
+}
+
+fn build_fleet(
+    args: &SimArgs,
+    params: fleet_core::DeviceParams,
+    building: &BuildingId,
+) -> Result<Vec<Device>> {
+    let fleet = Fleet::with_noise(args.seed, args.devices as usize, 1, params, args.noise)
+        .context("invalid fleet settings")?;
+    fleet
+        .into_devices()
+        .into_iter()
+        .map(|d| {
+            // One device keeps the original's id; a fleet numbers its devices.
+            let id = if args.devices == 1 {
+                DeviceId::try_from(args.device_id.as_str())
+                    .with_context(|| format!("--device-id {:?}", args.device_id))?
+            } else {
+                d.id().clone()
+            };
+            let variation = if args.devices == 1 && args.noise == 0.0 {
+                FleetVariation::NONE
+            } else {
+                *d.variation()
+            };
+            Ok(Device::new(id, building.clone(), params, variation)?)
+        })
+        .collect()
+}
+
+fn print_setup(args: &SimArgs, url: &BrokerUrl) {
+    let endpoint = args.iot_endpoint.as_deref().unwrap_or("-");
+    // The original masks the endpoint but its last characters.
+    let masked = match endpoint.len() {
+        n if n > 6 => format!("**********{}", &endpoint[n - 6..]),
+        _ => endpoint.to_owned(),
+    };
+    let p = &args.device;
+    println!("Setup given:\n");
+    println!("\tiot-endpoint: {masked}");
+    println!("\tbroker: {url}");
+    println!(
+        "\tdevice-id: {:>13}",
+        if args.devices == 1 {
+            args.device_id.as_str()
+        } else {
+            "d-0001…"
+        }
+    );
+    println!("\tdevices: {:>15}", args.devices);
+    println!("\tbuilding: {:>14}", args.building);
+    println!("\tmin-temp: {:>11.2} C°", p.min_temp);
+    println!("\tmin-hum: {:>13.2} %", p.min_hum);
+    println!("\tvelocity: {:>14.1}", p.velocity);
+    println!("\tupdate-frequency: {:>5.1}s", p.update_frequency);
+    println!("\tremediation-factor: {:>4.2}", p.remediation_factor);
+    println!("\tlegacy: {:>16}", args.legacy);
+    println!(
+        "\tlog-level: {:>13}\n\nStarting simulation...",
+        format!("{:?}", args.log_level).to_uppercase()
+    );
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+async fn simulate(
+    args: &SimArgs,
+    url: BrokerUrl,
+    tls: Option<TlsFiles>,
+    devices: Vec<Device>,
+) -> Result<Vec<DeviceReport>> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (acked_tx, acked_rx) = mpsc::unbounded_channel::<(DeviceId, u64)>();
+    let writer = args
+        .acked_file
+        .clone()
+        .map(|path| tokio::task::spawn_blocking(move || write_acked(&path, acked_rx)));
+    let shape = if args.legacy {
+        Shape::Legacy
+    } else {
+        Shape::Current
+    };
+    let period = Duration::from_secs_f64(args.device.update_frequency);
+    let total = devices.len();
+    let pace = Duration::from_secs_f64(1.0 / args.connect_rate);
+    let started = Instant::now();
+    let deadline = args
+        .duration
+        .map(|d| started + Duration::from_secs_f64(d.max(0.0)));
+    let drain = Duration::from_secs_f64(args.drain_timeout.max(0.0));
+
+    let mut tasks = Vec::with_capacity(total);
+    let mut last_progress = Instant::now();
+    for (i, device) in devices.into_iter().enumerate() {
+        if *stop_rx.borrow() {
+            break;
+        }
+        let mut options = Options::new(device.id().as_str());
+        options.keep_alive_s = args.keep_alive;
+        // A first retry no sooner than 1 s: IoT Core allows one CONNECT per second per
+        // client id.
+        options.backoff = Backoff {
+            initial_ms: 2_000,
+            max_ms: 60_000,
+        };
+        let mut client =
+            Client::new(options, url.clone()).seed(args.seed ^ (i as u64).wrapping_mul(0x9E37));
+        if let Some(files) = &tls {
+            client = client.tls(files.clone());
+        }
+        let (handle, events) = client
+            .start()
+            .with_context(|| format!("device {}", device.id()))?;
+        let run = DeviceRun {
+            device,
+            handle,
+            events,
+            shape,
+            period,
+            stop: stop_rx.clone(),
+            acked: acked_tx.clone(),
+            drain,
+            log_each: total == 1,
+        };
+        tasks.push(tokio::spawn(run.run()));
+        if last_progress.elapsed() >= Duration::from_secs(1) || i + 1 == total {
+            info!(started = i + 1, total, "ramp-up");
+            last_progress = Instant::now();
+        }
+        if i + 1 < total {
+            tokio::time::sleep(pace).await;
+        }
+    }
+    drop(acked_tx);
+
+    tokio::select! {
+        _ = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        } => {}
+        r = tokio::signal::ctrl_c() => { r.context("waiting for Ctrl-C")?; }
+    }
+    info!("stopping: waiting for outstanding acknowledgements");
+    let _ = stop_tx.send(true);
+    let mut reports = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        reports.push(task.await.context("a device task failed")?);
+    }
+    if let Some(writer) = writer {
+        writer.await.context("the acked-file writer failed")??;
+    }
+    Ok(reports)
+}
+
+fn write_acked(
+    path: &std::path::Path,
+    mut rx: mpsc::UnboundedReceiver<(DeviceId, u64)>,
+) -> Result<()> {
+    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = BufWriter::new(file);
+    while let Some((device, seq)) = rx.blocking_recv() {
+        writeln!(out, r#"{{"device":"{device}","seq":{seq}}}"#)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    out.flush()
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// One device's loop.
+struct DeviceRun {
+    device: Device,
+    handle: ClientHandle,
+    events: mpsc::Receiver<ClientEvent>,
+    shape: Shape,
+    period: Duration,
+    stop: watch::Receiver<bool>,
+    acked: mpsc::UnboundedSender<(DeviceId, u64)>,
+    drain: Duration,
+    log_each: bool,
+}
+
+impl DeviceRun {
+    async fn run(mut self) -> DeviceReport {
+        let mut report = DeviceReport::default();
+        let topic = self.device.telemetry_topic(self.shape).to_string();
+        let command_topic = self.device.command_topic(self.shape).to_string();
+        if let Err(e) = self
+            .handle
+            .subscribe(&[(&command_topic, QoS::AtLeastOnce)])
+            .await
+        {
+            warn!(device = %self.device.id(), error = %e, "cannot subscribe to commands");
+        }
+        // Packet id → reading seq, for acks; reading seq → publish time, for round trips.
+        let mut pending: HashMap<u16, u64> = HashMap::new();
+        let mut sent_at: VecDeque<(u64, Instant)> = VecDeque::new();
+        let mut tick = tokio::time::interval(self.period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut connected_once = false;
+        loop {
+            tokio::select! {
+                _ = self.stop.changed() => break,
+                _ = tick.tick() => {
+                    let sample = self.device.step(now_ms());
+                    let payload = encode_telemetry(&self.device.telemetry(&sample, self.shape));
+                    if self.log_each {
+                        info!(device = %self.device.id(), temperature = sample.temperature, humidity = sample.humidity, remediation = ?sample.remediation, "Sending update");
+                    }
+                    match self.handle.publish(topic.as_str(), payload, QoS::AtLeastOnce).await {
+                        Ok(Some(pkid)) => {
+                            pending.insert(pkid, sample.seq);
+                            sent_at.push_back((sample.seq, Instant::now()));
+                            if sent_at.len() > 256 {
+                                sent_at.pop_front();
+                            }
+                            report.sent += 1;
+                        }
+                        Ok(None) => report.sent += 1,
+                        Err(e) => warn!(device = %self.device.id(), error = %e, "reading not sent"),
+                    }
+                }
+                event = self.events.recv() => match event {
+                    Some(event) => self.on_event(event, &mut pending, &sent_at, &mut report, &mut connected_once),
+                    None => break,
+                },
+            }
+        }
+        // Drain: outstanding acks, then a clean disconnect.
+        let until = tokio::time::Instant::now() + self.drain;
+        while !pending.is_empty() {
+            match tokio::time::timeout_at(until, self.events.recv()).await {
+                Ok(Some(event)) => self.on_event(
+                    event,
+                    &mut pending,
+                    &sent_at,
+                    &mut report,
+                    &mut connected_once,
+                ),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if !pending.is_empty() {
+            warn!(device = %self.device.id(), unacked = pending.len(), "stopping with readings not acknowledged");
+        }
+        let _ = self.handle.disconnect().await;
+        report
+    }
+
+    fn on_event(
+        &mut self,
+        event: ClientEvent,
+        pending: &mut HashMap<u16, u64>,
+        sent_at: &VecDeque<(u64, Instant)>,
+        report: &mut DeviceReport,
+        connected_once: &mut bool,
+    ) {
+        let id = self.device.id().clone();
+        match event {
+            ClientEvent::Acked { pkid } => {
+                if let Some(seq) = pending.remove(&pkid) {
+                    report.acked += 1;
+                    let _ = self.acked.send((id, seq));
+                }
+            }
+            ClientEvent::Message(m) => {
+                let now = now_ms();
+                let ctx = ParseContext::new(now);
+                let applied = match self.shape {
+                    Shape::Current => match parse_command(&m.payload, &ctx) {
+                        Ok(command) => {
+                            self.device.apply(&command, now);
+                            if let Some(t) = command
+                                .reading_seq
+                                .and_then(|seq| sent_at.iter().find(|(s, _)| *s == seq))
+                            {
+                                report
+                                    .round_trips_ms
+                                    .push(t.1.elapsed().as_secs_f64() * 1000.0);
+                            }
+                            Some(command.action.as_str())
+                        }
+                        Err(e) => {
+                            warn!(device = %id, topic = %m.topic, code = e.code(), reason = %e, "bad command");
+                            None
+                        }
+                    },
+                    Shape::Legacy => match parse_legacy_command(&m.payload, &ctx) {
+                        Ok(command) => self
+                            .device
+                            .apply_legacy_command(&command, now)
+                            .map(|a| a.as_str()),
+                        Err(e) => {
+                            warn!(device = %id, topic = %m.topic, code = e.code(), reason = %e, "bad command");
+                            None
+                        }
+                    },
+                };
+                if let Some(action) = applied {
+                    info!(device = %id, action, "Remediation command received");
+                    *report.commands.entry(action).or_default() += 1;
+                }
+            }
+            ClientEvent::Connected { .. } => {
+                if *connected_once {
+                    report.reconnects += 1;
+                }
+                *connected_once = true;
+                debug!(device = %id, "connected");
+            }
+            ClientEvent::Disconnected {
+                reason,
+                reconnect_in,
+            } => {
+                warn!(device = %id, reason = %reason, retry_in_ms = reconnect_in.map(|d| d.as_millis() as u64), "disconnected");
+            }
+            ClientEvent::Subscribed { results } => debug!(device = %id, ?results, "subscribed"),
+            ClientEvent::Unsubscribed { .. } => {}
+            ClientEvent::PublishRejected { topic, error } => {
+                warn!(device = %id, %topic, %error, "publish refused")
+            }
+        }
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn print_summary(args: &SimArgs, reports: &[DeviceReport]) {
+    let sent: u64 = reports.iter().map(|r| r.sent).sum();
+    let acked: u64 = reports.iter().map(|r| r.acked).sum();
+    let reconnects: u64 = reports.iter().map(|r| r.reconnects).sum();
+    let mut commands: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in reports {
+        for (a, n) in &r.commands {
+            *commands.entry(a).or_default() += n;
+        }
+    }
+    let mut rtt: Vec<f64> = reports
+        .iter()
+        .flat_map(|r| r.round_trips_ms.iter().copied())
+        .collect();
+    rtt.sort_by(f64::total_cmp);
+    let received: u64 = commands.values().sum();
+    let by_action: Vec<String> = commands.iter().map(|(a, n)| format!("{a} {n}")).collect();
+    println!("\nSummary: {} devices", reports.len());
+    println!(
+        "  sent {sent}, acked {acked}, unacked {}, commands received {received}{}, reconnects {reconnects}",
+        sent - acked.min(sent),
+        if by_action.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by_action.join(", "))
+        },
+    );
+    if !rtt.is_empty() {
+        println!(
+            "  remediation round trip (publish → command): p50 {:.1} ms, p99 {:.1} ms over {} commands",
+            percentile(&rtt, 50.0),
+            percentile(&rtt, 99.0),
+            rtt.len()
+        );
+    }
+    info!(
+        devices = reports.len(),
+        sent,
+        acked,
+        commands = received,
+        reconnects,
+        legacy = args.legacy,
+        "summary"
+    );
+}

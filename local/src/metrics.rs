@@ -1,0 +1,241 @@
+//! Prometheus metrics of the local stack, served at `/metrics`.
+//!
+//! The Lambdas report the same facts as EMF log lines; locally they are counters that a
+//! Prometheus server (or `curl`) can read. Labels are bounded: rejection codes, actions,
+//! reasons and alarm states come from fixed sets in the core.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use fleet_broker::BrokerStats;
+use fleet_pipeline::Outcome;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// The stack's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    received: Counter,
+    stored: Counter,
+    duplicates: Counter,
+    rejected: Family<Labels, Counter>,
+    decisions: Family<Labels, Counter>,
+    commands: Family<Labels, Counter>,
+    alarm_changes: Family<Labels, Counter>,
+    devices_in_alarm: Gauge,
+    store_failures: Counter,
+    archive_failures: Counter,
+    batch_seconds: Histogram,
+    batch_size: Histogram,
+    mqtt_connected: Gauge,
+    mqtt: Family<Labels, Counter>,
+    /// Broker totals already added to `mqtt`, to add only the difference at each scrape.
+    mqtt_seen: [AtomicU64; 6],
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("fleet");
+        let m = Metrics {
+            received: Counter::default(),
+            stored: Counter::default(),
+            duplicates: Counter::default(),
+            rejected: Family::default(),
+            decisions: Family::default(),
+            commands: Family::default(),
+            alarm_changes: Family::default(),
+            devices_in_alarm: Gauge::default(),
+            store_failures: Counter::default(),
+            archive_failures: Counter::default(),
+            // 100 µs … ~3 s.
+            batch_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
+            mqtt_connected: Gauge::default(),
+            mqtt: Family::default(),
+            mqtt_seen: Default::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "readings_received",
+            "Telemetry messages received",
+            m.received.clone(),
+        );
+        r.register(
+            "readings_stored",
+            "Readings stored (new rows)",
+            m.stored.clone(),
+        );
+        r.register(
+            "readings_duplicate",
+            "Readings already stored (redeliveries), ignored",
+            m.duplicates.clone(),
+        );
+        r.register(
+            "readings_rejected",
+            "Messages rejected, by reason",
+            m.rejected.clone(),
+        );
+        r.register(
+            "decisions",
+            "Remediation decisions, by reason",
+            m.decisions.clone(),
+        );
+        r.register(
+            "commands_sent",
+            "Commands published, by action",
+            m.commands.clone(),
+        );
+        r.register(
+            "alarm_changes",
+            "Alarm state changes, by alarm kind and state",
+            m.alarm_changes.clone(),
+        );
+        r.register(
+            "devices_in_alarm",
+            "Devices in a band alarm now",
+            m.devices_in_alarm.clone(),
+        );
+        r.register(
+            "store_failures",
+            "Batches the database refused (retried by the devices)",
+            m.store_failures.clone(),
+        );
+        r.register(
+            "archive_failures",
+            "Archive objects that could not be written",
+            m.archive_failures.clone(),
+        );
+        r.register(
+            "batch_seconds",
+            "Time to store and decide one batch",
+            m.batch_seconds.clone(),
+        );
+        r.register(
+            "batch_size",
+            "Messages per stored batch",
+            m.batch_size.clone(),
+        );
+        r.register(
+            "mqtt_connected",
+            "MQTT clients connected now",
+            m.mqtt_connected.clone(),
+        );
+        r.register("mqtt", "Broker counters, by event", m.mqtt.clone());
+        Metrics { registry, ..m }
+    }
+
+    /// Counts one batch's outcome.
+    pub fn record_batch(&self, outcome: &Outcome, seconds: f64, devices_in_alarm: usize) {
+        self.received.inc_by(outcome.summary.received as u64);
+        self.stored.inc_by(outcome.stored.len() as u64);
+        self.duplicates.inc_by(outcome.duplicates as u64);
+        for (code, n) in &outcome.summary.rejected_by_code {
+            self.rejected
+                .get_or_create(&vec![("reason", (*code).to_owned())])
+                .inc_by(*n);
+        }
+        for d in &outcome.decisions {
+            self.decisions
+                .get_or_create(&vec![("reason", d.reason.code().to_owned())])
+                .inc();
+            if let Some(c) = &d.command {
+                self.commands
+                    .get_or_create(&vec![("action", c.action.as_str().to_owned())])
+                    .inc();
+            }
+        }
+        for a in &outcome.alarms {
+            self.alarm_changes
+                .get_or_create(&vec![
+                    ("kind", format!("{:?}", a.kind)),
+                    ("state", a.state.as_str().to_owned()),
+                ])
+                .inc();
+        }
+        self.archive_failures
+            .inc_by(outcome.archive_errors.len() as u64);
+        self.devices_in_alarm.set(devices_in_alarm as i64);
+        self.batch_seconds.observe(seconds);
+        self.batch_size.observe(outcome.summary.received as f64);
+    }
+
+    /// Counts a batch the database refused.
+    pub fn record_store_failure(&self) {
+        self.store_failures.inc();
+    }
+
+    /// Renders the Prometheus text format, with the broker's counters as of now.
+    pub fn render(&self, broker: &BrokerStats) -> String {
+        self.mqtt_connected.set(broker.connected as i64);
+        let totals = [
+            ("connections", broker.connections),
+            ("received", broker.received),
+            ("ingested", broker.ingested),
+            ("sent", broker.sent),
+            ("dropped", broker.dropped),
+            ("errors", broker.errors),
+        ];
+        for (i, (event, total)) in totals.into_iter().enumerate() {
+            let before = self.mqtt_seen[i].swap(total, Relaxed);
+            self.mqtt
+                .get_or_create(&vec![("event", event.to_owned())])
+                .inc_by(total.saturating_sub(before));
+        }
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendering_names_every_metric_with_the_fleet_prefix() {
+        let m = Metrics::new();
+        let mut outcome = Outcome::default();
+        outcome.summary.received = 3;
+        outcome.summary.rejected_by_code.insert("syntax", 2);
+        m.record_batch(&outcome, 0.001, 0);
+        let text = m.render(&BrokerStats {
+            connected: 2,
+            received: 5,
+            ..BrokerStats::default()
+        });
+        assert!(text.contains("fleet_readings_received_total 3"), "{text}");
+        assert!(
+            text.contains(r#"fleet_readings_rejected_total{reason="syntax"} 2"#),
+            "{text}"
+        );
+        assert!(text.contains("fleet_mqtt_connected 2"), "{text}");
+        assert!(
+            text.contains(r#"fleet_mqtt_total{event="received"} 5"#),
+            "{text}"
+        );
+        // A second scrape adds only what changed.
+        let text = m.render(&BrokerStats {
+            received: 7,
+            ..BrokerStats::default()
+        });
+        assert!(
+            text.contains(r#"fleet_mqtt_total{event="received"} 7"#),
+            "{text}"
+        );
+    }
+}

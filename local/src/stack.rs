@@ -1,0 +1,321 @@
+//! Starting and stopping the whole local stack.
+
+use std::fs::{self, File};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fleet_broker::{BindError, Broker, BrokerConfig, BrokerHandle, IngestConfig, ListenerKind};
+use fleet_core::topic::{LEGACY_FILTER, TELEMETRY_FILTER};
+use fleet_pipeline::{Pipeline, PipelineConfig};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::certs::{CertDir, CertError};
+use crate::emf::EmfLog;
+use crate::http::{self, AppState};
+use crate::ingest::{IngestThread, Retention};
+use crate::metrics::Metrics;
+use crate::store::{Checkpointer, LocalStore, OpenError, SqliteStore};
+
+/// Settings of `fleet local`.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// Holds the database, the archive, the EMF logs and the certificates.
+    pub data_dir: PathBuf,
+    /// MQTT over TCP (`None`: off).
+    pub mqtt: Option<SocketAddr>,
+    /// MQTT over WebSocket at `/mqtt` (`None`: off).
+    pub ws: Option<SocketAddr>,
+    /// MQTT over mutual TLS (`None`: off).
+    pub mqtts: Option<SocketAddr>,
+    /// HTTP: web app, `/config.json`, `/healthz`, `/metrics` (`None`: off).
+    pub http: Option<SocketAddr>,
+    /// Names (DNS or IP) the TLS server certificate is issued for.
+    pub tls_names: Vec<String>,
+    /// The built web app (`dist/`), served when it holds an `index.html`.
+    pub dist: Option<PathBuf>,
+    /// Worker, remediation and alarm settings.
+    pub pipeline: PipelineConfig,
+    /// Largest batch written in one transaction.
+    pub batch_max: usize,
+    /// Telemetry messages queued for the database before devices are slowed down.
+    pub ingest_queue: usize,
+    /// What is kept, and for how long.
+    pub retention: Retention,
+}
+
+impl LocalConfig {
+    /// The defaults: every listener on loopback at its usual port, data in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> LocalConfig {
+        let local = |port| Some(SocketAddr::from(([127, 0, 0, 1], port)));
+        LocalConfig {
+            data_dir: data_dir.into(),
+            mqtt: local(1883),
+            ws: local(8083),
+            mqtts: local(8883),
+            http: local(8080),
+            tls_names: vec![String::from("localhost"), String::from("127.0.0.1")],
+            dist: None,
+            pipeline: PipelineConfig::default(),
+            batch_max: 2_000,
+            ingest_queue: 50_000,
+            retention: Retention::default(),
+        }
+    }
+
+    /// The same, with every listener on a free loopback port: for tests.
+    pub fn ephemeral(data_dir: impl Into<PathBuf>) -> LocalConfig {
+        let any = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        LocalConfig {
+            mqtt: any,
+            ws: any,
+            mqtts: any,
+            http: any,
+            ..LocalConfig::new(data_dir)
+        }
+    }
+}
+
+/// Why the stack could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory is unusable.
+    #[error("data directory {}: {source}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Another `fleet local` uses the same data directory.
+    #[error("another fleet local is using {} (stop it, or choose another --data)", .0.display())]
+    Locked(PathBuf),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Database(#[from] OpenError),
+    /// The TLS certificates could not be made or loaded.
+    #[error("TLS: {0}")]
+    Certificates(#[from] CertError),
+    /// A broker listener could not be bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The HTTP listener could not be bound.
+    #[error("HTTP listener: cannot listen on {addr}: {source}")]
+    Http {
+        /// Where.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A bug: an invariant of the stack did not hold.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+    /// The remediation settings are invalid.
+    #[error("remediation settings: {0}")]
+    Policy(#[from] fleet_core::policy::PolicyConfigError),
+}
+
+/// Checkpoints the WAL every 200 ms until told to stop, then once more.
+fn run_checkpoints(checkpointer: &Checkpointer, stop: &AtomicBool) {
+    loop {
+        let stopping = stop.load(Relaxed);
+        if let Err(e) = checkpointer.checkpoint() {
+            warn!(error = %e, "WAL checkpoint failed; the writer will checkpoint by itself");
+        }
+        if stopping {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A running local stack.
+#[derive(Debug)]
+pub struct LocalStack {
+    broker: BrokerHandle,
+    http: Option<(SocketAddr, oneshot::Sender<()>, JoinHandle<()>)>,
+    ingest: Option<std::thread::JoinHandle<()>>,
+    checkpoints: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
+    data_dir: PathBuf,
+    /// Held for the stack's lifetime: the lock on the data directory.
+    _lock: File,
+}
+
+impl LocalStack {
+    /// Opens the data, binds every listener, and starts serving. Fails fast, with the
+    /// reason in plain words, if anything is in the way.
+    pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
+        let data = &config.data_dir;
+        let data_err = |source| StartError::DataDir {
+            path: data.clone(),
+            source,
+        };
+        fs::create_dir_all(data).map_err(data_err)?;
+        let lock = File::create(data.join("fleet.lock")).map_err(data_err)?;
+        if lock.try_lock().is_err() {
+            return Err(StartError::Locked(data.clone()));
+        }
+        let pipeline = Pipeline::new(config.pipeline.clone())?;
+        let store = LocalStore::open(data)?;
+        let reader = SqliteStore::open(&data.join(LocalStore::DB_FILE))?;
+        let checkpointer = store.db.hand_off_checkpoints()?;
+        let checkpoints_stop = Arc::new(AtomicBool::new(false));
+        let checkpoints = {
+            let stop = checkpoints_stop.clone();
+            std::thread::Builder::new()
+                .name(String::from("fleet-checkpoint"))
+                .spawn(move || run_checkpoints(&checkpointer, &stop))
+                .map_err(data_err)?
+        };
+
+        let tls = match config.mqtts {
+            Some(addr) => {
+                let certs = CertDir::new(data.join("certs"));
+                if certs.ensure_server(&config.tls_names)? {
+                    info!(dir = %data.join("certs").display(), names = ?config.tls_names, "created TLS certificates");
+                }
+                Some((addr, certs.server_config()?))
+            }
+            None => None,
+        };
+        let broker_config = BrokerConfig {
+            tcp: config.mqtt,
+            ws: config.ws,
+            tls,
+            ingest: Some(IngestConfig {
+                filters: vec![TELEMETRY_FILTER.to_owned(), LEGACY_FILTER.to_owned()],
+                queue: config.ingest_queue,
+            }),
+            ..BrokerConfig::default()
+        };
+        // HTTP is bound before the broker starts, so a busy port fails the start cleanly.
+        let http_listener = match config.http {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Http { addr, source })?,
+            ),
+            None => None,
+        };
+        let (broker, Some(rx)) = Broker::start(broker_config).await? else {
+            return Err(StartError::Internal(
+                "the broker started without its ingest stream",
+            ));
+        };
+
+        let metrics = Arc::new(Metrics::new());
+        let alive = Arc::new(AtomicBool::new(true));
+        let band = (
+            config.pipeline.policy.band_min,
+            config.pipeline.policy.band_max,
+        );
+        let thread = IngestThread {
+            rx,
+            store,
+            pipeline,
+            publisher: broker.publisher(),
+            metrics: metrics.clone(),
+            emf: EmfLog::new(data.join("logs")),
+            batch_max: config.batch_max.max(1),
+            retention: config.retention,
+            alive: alive.clone(),
+        };
+        let ingest = std::thread::Builder::new()
+            .name(String::from("fleet-ingest"))
+            .spawn(move || thread.run())
+            .map_err(data_err)?;
+
+        let http = match http_listener {
+            Some(listener) => {
+                let addr = listener.local_addr().map_err(|source| StartError::Http {
+                    addr: config
+                        .http
+                        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+                    source,
+                })?;
+                let state = AppState {
+                    metrics,
+                    broker: broker.publisher(),
+                    ws: broker.local_addr(ListenerKind::WebSocket),
+                    db: Some(Arc::new(Mutex::new(reader))),
+                    pipeline_alive: alive,
+                    band,
+                };
+                let app = http::router(state, config.dist.clone());
+                let (stop_tx, stop_rx) = oneshot::channel::<()>();
+                let task = tokio::spawn(async move {
+                    let server = axum::serve(listener, app).with_graceful_shutdown(async {
+                        let _ = stop_rx.await;
+                    });
+                    if let Err(e) = server.await {
+                        warn!(error = %e, "HTTP server stopped");
+                    }
+                });
+                info!(%addr, "HTTP listening");
+                Some((addr, stop_tx, task))
+            }
+            None => None,
+        };
+        Ok(LocalStack {
+            broker,
+            http,
+            ingest: Some(ingest),
+            checkpoints: Some((checkpoints, checkpoints_stop)),
+            data_dir: data.clone(),
+            _lock: lock,
+        })
+    }
+
+    /// Where the MQTT/TCP listener is bound.
+    pub fn mqtt_addr(&self) -> Option<SocketAddr> {
+        self.broker.local_addr(ListenerKind::Tcp)
+    }
+
+    /// Where the MQTT/WebSocket listener is bound.
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.broker.local_addr(ListenerKind::WebSocket)
+    }
+
+    /// Where the MQTT/TLS listener is bound.
+    pub fn mqtts_addr(&self) -> Option<SocketAddr> {
+        self.broker.local_addr(ListenerKind::Tls)
+    }
+
+    /// Where the HTTP listener is bound.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(|(addr, _, _)| *addr)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    /// The broker's counters.
+    pub fn broker_stats(&self) -> fleet_broker::BrokerStats {
+        self.broker.stats()
+    }
+
+    /// Stops cleanly: no new connections, every queued reading stored, the database closed.
+    pub async fn shutdown(mut self) {
+        if let Some((_, stop, task)) = self.http.take() {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+        self.broker.shutdown(Duration::from_secs(5)).await;
+        if let Some(ingest) = self.ingest.take() {
+            // The ingest stream has ended; the thread stores what is left and exits.
+            let _ = tokio::task::spawn_blocking(move || ingest.join()).await;
+        }
+        if let Some((thread, stop)) = self.checkpoints.take() {
+            stop.store(true, Relaxed);
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        info!("local stack stopped");
+    }
+}
