@@ -257,12 +257,19 @@ async fn device_loop(
     let mut sent_at: VecDeque<(u64, Instant)> = VecDeque::with_capacity(512);
     let mut outstanding = 0u64;
     let mut stopping = false;
+    // After the load, acks get a minute to arrive; what is still missing then is lost.
+    let drain = tokio::time::sleep(Duration::from_secs(3600));
+    tokio::pin!(drain);
     loop {
         if stopping && outstanding == 0 {
             break;
         }
         tokio::select! {
-            _ = stop.changed(), if !stopping => stopping = true,
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                drain.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(60));
+            }
+            () = &mut drain, if stopping => break,
             _ = tick.tick(), if !stopping => {
                 let sample = device.step(now_ms());
                 let payload = encode_telemetry(&device.telemetry(&sample, fleet_core::payload::Shape::Current));

@@ -177,9 +177,15 @@ fn serve(args: RunArgs) -> Result<()> {
             .await
             .context("cannot start the local stack")?;
         print_banner(&stack);
-        wait_for_signal().await?;
+        let crashed = tokio::select! {
+            signal = wait_for_signal() => { signal?; false }
+            () = stack.failed() => true,
+        };
         eprintln!("fleet local: stopping (storing what is queued)…");
         stack.shutdown().await;
+        if crashed {
+            bail!("the ingest thread stopped, so readings could no longer be stored (see the log above)");
+        }
         Ok::<_, anyhow::Error>(())
     })?;
     runtime.shutdown_timeout(Duration::from_secs(2));

@@ -33,6 +33,22 @@ pub(crate) struct IngestThread {
     pub(crate) batch_max: usize,
     pub(crate) retention: Retention,
     pub(crate) alive: Arc<AtomicBool>,
+    /// Dropped when the thread ends, however it ends: wakes [`crate::LocalStack::failed`].
+    pub(crate) _running: tokio::sync::watch::Sender<()>,
+    /// To wait on the broker's channel with a timeout from this plain thread.
+    pub(crate) runtime: tokio::runtime::Handle,
+}
+
+/// Clears the health flag when the ingest thread ends, by return or by panic.
+struct AliveGuard(Arc<AtomicBool>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Relaxed);
+        if std::thread::panicking() {
+            error!("the ingest thread crashed: readings are no longer stored");
+        }
+    }
 }
 
 /// How long data is kept (the bucket lifecycle and table TTL stand-ins).
@@ -68,6 +84,8 @@ struct Progress {
 impl IngestThread {
     /// Runs until the broker's ingest stream ends (after shutdown), storing what is left.
     pub(crate) fn run(mut self) {
+        // Marks the stack unhealthy even if this thread panics.
+        let _alive = AliveGuard(self.alive.clone());
         let mut batch: Vec<Ingested> = Vec::with_capacity(self.batch_max);
         let mut last_sweep = Instant::now();
         let mut last_report = Instant::now();
@@ -75,7 +93,23 @@ impl IngestThread {
         let mut reported = Progress::default();
         // Expired data from before a restart goes first.
         self.sweep();
-        while let Some(first) = self.rx.blocking_recv() {
+        loop {
+            // Wait for telemetry, or until the buffered archive is due.
+            let first = match self.store.archive_due_in() {
+                None => self.rx.blocking_recv(),
+                // The timer must be made inside the runtime's context, hence the async block.
+                Some(wait) => match self
+                    .runtime
+                    .block_on(async { tokio::time::timeout(wait, self.rx.recv()).await })
+                {
+                    Ok(message) => message,
+                    Err(_) => {
+                        self.flush_archive(false);
+                        continue;
+                    }
+                },
+            };
+            let Some(first) = first else { break };
             batch.push(first);
             while batch.len() < self.batch_max {
                 match self.rx.try_recv() {
@@ -84,6 +118,7 @@ impl IngestThread {
                 }
             }
             self.store_batch(&mut batch, &mut progress);
+            self.flush_archive(false);
             if last_sweep.elapsed() >= self.retention.every {
                 self.sweep();
                 last_sweep = Instant::now();
@@ -180,6 +215,13 @@ impl IngestThread {
         progress.stored += outcome.stored.len() as u64;
         progress.rejected += outcome.rejected.len() as u64;
         progress.commands += outcome.commands.len() as u64;
+    }
+
+    fn flush_archive(&mut self, force: bool) {
+        if let Err(e) = self.store.flush_archive(force) {
+            error!(error = %e, "archive write failed; the readings are stored");
+            self.metrics.record_archive_failure();
+        }
     }
 
     fn sweep(&mut self) {

@@ -8,7 +8,8 @@
 //! - `ingest`: the thread that turns the broker's telemetry into committed batches, then
 //!   acks, commands and alarms.
 //! - [`store`]: [`SqliteStore`] (readings, device states, decisions) and [`LocalStore`].
-//! - [`archive`]: [`FileArchive`], archive objects as files under S3-style keys.
+//! - [`archive`]: [`FileArchive`], archive objects as files under S3-style keys;
+//!   [`buffer`]: coalescing consecutive batches' objects into one file.
 //! - [`certs`]: the local CA and certificates for mutual TLS.
 //! - [`metrics`]: Prometheus counters; `http`: the HTTP routes; [`emf`]: the EMF log files.
 //!
@@ -20,6 +21,7 @@
 //! unacknowledged one is resent by its device and deduplicated by its key.
 
 pub mod archive;
+pub mod buffer;
 pub mod certs;
 pub mod emf;
 mod http;

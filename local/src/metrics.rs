@@ -173,6 +173,11 @@ impl Metrics {
         self.batch_size.observe(outcome.summary.received as f64);
     }
 
+    /// Counts an archive write that failed outside a batch (a buffered flush).
+    pub fn record_archive_failure(&self) {
+        self.archive_failures.inc();
+    }
+
     /// Counts a batch the database refused.
     pub fn record_store_failure(&self) {
         self.store_failures.inc();

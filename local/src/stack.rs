@@ -141,6 +141,8 @@ pub struct LocalStack {
     http: Option<(SocketAddr, oneshot::Sender<()>, JoinHandle<()>)>,
     ingest: Option<std::thread::JoinHandle<()>>,
     checkpoints: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
+    /// Closed when the ingest thread ends.
+    running: tokio::sync::watch::Receiver<()>,
     data_dir: PathBuf,
     /// Held for the stack's lifetime: the lock on the data directory.
     _lock: File,
@@ -209,6 +211,7 @@ impl LocalStack {
         };
 
         let metrics = Arc::new(Metrics::new());
+        let (running_tx, running) = tokio::sync::watch::channel(());
         let alive = Arc::new(AtomicBool::new(true));
         let band = (
             config.pipeline.policy.band_min,
@@ -224,6 +227,8 @@ impl LocalStack {
             batch_max: config.batch_max.max(1),
             retention: config.retention,
             alive: alive.clone(),
+            _running: running_tx,
+            runtime: tokio::runtime::Handle::current(),
         };
         let ingest = std::thread::Builder::new()
             .name(String::from("fleet-ingest"))
@@ -266,9 +271,17 @@ impl LocalStack {
             http,
             ingest: Some(ingest),
             checkpoints: Some((checkpoints, checkpoints_stop)),
+            running,
             data_dir: data.clone(),
             _lock: lock,
         })
+    }
+
+    /// Resolves if the ingest thread ends while the stack runs (it crashed): the stack can
+    /// no longer store readings and should be stopped.
+    pub async fn failed(&self) {
+        let mut running = self.running.clone();
+        while running.changed().await.is_ok() {}
     }
 
     /// Where the MQTT/TCP listener is bound.

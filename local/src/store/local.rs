@@ -7,6 +7,7 @@ use fleet_pipeline::{ArchiveStore, Batch, ReadingStore, RemediationStore, StoreE
 
 use super::{OpenError, SqliteStore};
 use crate::archive::FileArchive;
+use crate::buffer::ArchiveBuffer;
 
 /// The local stack's store: the tables in SQLite, the archive as files. Implements all
 /// four pipeline traits by delegation, so it goes straight into
@@ -17,6 +18,8 @@ pub struct LocalStore {
     pub db: SqliteStore,
     /// The raw archive.
     pub archive: FileArchive,
+    /// Reading archive objects not yet written (see [`ArchiveBuffer`]).
+    buffer: ArchiveBuffer,
 }
 
 impl LocalStore {
@@ -27,7 +30,11 @@ impl LocalStore {
 
     /// A store from its parts.
     pub fn new(db: SqliteStore, archive: FileArchive) -> LocalStore {
-        LocalStore { db, archive }
+        LocalStore {
+            db,
+            archive,
+            buffer: ArchiveBuffer::default(),
+        }
     }
 
     /// Opens the store in `data_dir` (created if needed): the database at
@@ -61,9 +68,27 @@ impl RemediationStore for LocalStore {
     }
 }
 
+/// Reading objects go through the [`ArchiveBuffer`]; call [`LocalStore::flush_archive`]
+/// when idle and before closing.
 impl ArchiveStore for LocalStore {
     fn put_object(&mut self, object: &ArchiveObject) -> Result<(), StoreError> {
-        self.archive.put_object(object)
+        self.buffer.put(&self.archive, object)
+    }
+}
+
+impl LocalStore {
+    /// Writes the buffered reading archive if it is due (`force`: now).
+    pub fn flush_archive(&mut self, force: bool) -> Result<(), StoreError> {
+        if force {
+            self.buffer.flush(&self.archive)
+        } else {
+            self.buffer.flush_if_due(&self.archive)
+        }
+    }
+
+    /// How long until the buffered archive is due, if anything is buffered.
+    pub fn archive_due_in(&self) -> Option<std::time::Duration> {
+        self.buffer.due_in()
     }
 }
 
