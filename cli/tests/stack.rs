@@ -239,6 +239,37 @@ fn a_legacy_device_over_mutual_tls_gets_legacy_commands() {
     // The original device cools when the reference is below its last reading.
     assert!(command["body"]["temperature"].as_f64().unwrap() < 28.6);
 
+    // Our own simulator speaks the same legacy protocol over the same mutual TLS: one device
+    // with the original's parameters crosses 28 °C after 46 steps and gets a command back.
+    let files = |name: &str| certs.join(name).to_str().unwrap().to_owned();
+    // (Another device id: the one above is already under remediation.)
+    let out = sim(&[
+        "--legacy",
+        "--device-id",
+        "381938913",
+        "--broker",
+        &format!("mqtts://localhost:{}", stack.addrs.mqtts.port()),
+        "--root-ca",
+        &files("ca.pem"),
+        "--cert",
+        &files("devices/381938912.cert.pem"),
+        "--key",
+        &files("devices/381938912.private.key"),
+        "--noise",
+        "0",
+        "--update-frequency",
+        "0.05",
+        "--duration",
+        "4",
+    ]);
+    let (sent, acked) = sent_acked(&out);
+    assert_eq!(sent, acked);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("commands received 1 (cool 1)"),
+        "{summary}"
+    );
+
     // Without a client certificate the TLS listener refuses the connection.
     let status = mosquitto("mosquitto_pub")
         .args([

@@ -168,23 +168,8 @@ mod tests {
 
     #[test]
     fn every_reason_code_reads_back() {
-        use Reason::*;
-        let all = [
-            AboveBandRising,
-            AboveBandReturning,
-            BelowBandFalling,
-            BelowBandReturning,
-            InBand,
-            BackInBand,
-            Overshoot,
-            AlreadyActive,
-            HoldExpired,
-            Disabled,
-            Duplicate,
-            Stale,
-        ];
         let conn = rusqlite::Connection::open_in_memory().unwrap();
-        for r in all {
+        for r in Reason::ALL {
             let back = conn
                 .query_row("SELECT ?1", [r.code()], |row| reason(row, 0))
                 .unwrap();

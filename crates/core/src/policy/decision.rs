@@ -38,6 +38,22 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, e.g. to check that stores can read each code back.
+    pub const ALL: [Reason; 12] = [
+        Reason::AboveBandRising,
+        Reason::AboveBandReturning,
+        Reason::BelowBandFalling,
+        Reason::BelowBandReturning,
+        Reason::InBand,
+        Reason::BackInBand,
+        Reason::Overshoot,
+        Reason::AlreadyActive,
+        Reason::HoldExpired,
+        Reason::Disabled,
+        Reason::Duplicate,
+        Reason::Stale,
+    ];
+
     /// A stable snake_case code, for metrics and the decisions table.
     pub const fn code(self) -> &'static str {
         match self {
