@@ -353,10 +353,21 @@ fn peak_rss_kb_of(pid: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// `fleet local` as a child process on free ports.
+/// `fleet local` as a child process on free ports; stopped when dropped, so a bench that
+/// fails (or whose output pipe closes) leaves no stack behind.
 struct StackProcess {
     child: Child,
     mqtt: std::net::SocketAddr,
+    stopped: bool,
+}
+
+impl Drop for StackProcess {
+    fn drop(&mut self) {
+        if !self.stopped {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl StackProcess {
@@ -397,7 +408,7 @@ impl StackProcess {
         }
         std::thread::spawn(move || for _ in lines {});
         match mqtt {
-            Some(mqtt) => Ok(StackProcess { child, mqtt }),
+            Some(mqtt) => Ok(StackProcess { child, mqtt, stopped: false }),
             None => {
                 let _ = child.kill();
                 bail!("fleet local did not start (see its log above)")
@@ -416,6 +427,7 @@ impl StackProcess {
             .status()
             .context("stopping fleet local")?;
         let status = self.child.wait().context("waiting for fleet local")?;
+        self.stopped = true;
         if !status.success() {
             bail!("fleet local exited with {status}");
         }
