@@ -408,7 +408,11 @@ impl StackProcess {
         }
         std::thread::spawn(move || for _ in lines {});
         match mqtt {
-            Some(mqtt) => Ok(StackProcess { child, mqtt, stopped: false }),
+            Some(mqtt) => Ok(StackProcess {
+                child,
+                mqtt,
+                stopped: false,
+            }),
             None => {
                 let _ = child.kill();
                 bail!("fleet local did not start (see its log above)")
