@@ -157,12 +157,12 @@ impl Engine {
     }
 
     /// Recent alarm changes, oldest first.
-    pub fn alarms(&self) -> impl Iterator<Item = &AlarmNotice> {
+    pub fn alarms(&self) -> impl DoubleEndedIterator<Item = &AlarmNotice> + ExactSizeIterator {
         self.alarms.iter()
     }
 
     /// Recent decisions that sent a command, oldest first.
-    pub fn remediations(&self) -> impl Iterator<Item = &Decision> {
+    pub fn remediations(&self) -> impl DoubleEndedIterator<Item = &Decision> + ExactSizeIterator {
         self.remediations.iter()
     }
 

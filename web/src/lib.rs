@@ -2,12 +2,23 @@
 //! `Trunk.toml`) that runs a fleet of virtual devices and draws their remediation drift.
 //!
 //! # Layout
+//! - `main.rs`: only mounts [`app::App`] (`leptos::mount::mount_to_body`).
+//! - [`app`]: the Leptos components of the in-page mode (header controls, overview strip,
+//!   device cards, cloud panel), the `requestAnimationFrame` loop that ticks the engine,
+//!   and the query-string options (`autostart`, `devices`, `speed`, `warmup`).
+//! - [`view_model`]: the [`view_model::Snapshot`] copied out of the engine a few times a
+//!   second; the only thing the components read.
+//! - [`chart`]: a device card's plotters chart on its canvas (temperature, dashed
+//!   counterfactual, band edges, command marks).
 //! - [`engine`]: the in-page mode: a fleet on an in-page bus with the same worker,
 //!   remediation and alarm logic as the stack, stepped once per animation frame.
 //! - [`series`]: what a device card draws (curves, counterfactual, command markers).
+//! - `index.html`, `style.css`: Trunk's entry (built from the top-level `Trunk.toml`) and
+//!   the plain CSS.
 //!
-//! Status: the engine is here and tested natively; the Leptos UI, the canvases and the
-//! local (WebSocket) mode are the browser-fleet issue's next steps.
+//! Status: the in-page mode's UI is here; the local (WebSocket) mode and browser tests
+//! (wasm-bindgen-test, end-to-end by `data-testid`) are the browser-fleet issue's next
+//! steps.
 //!
 //! # Key decision
 //! The simulation has no timer per device and no DOM in it: [`engine::Engine::tick`] is
@@ -15,8 +26,12 @@
 //! thousand devices cost one loop per frame, the same code runs under `cargo test`, and the
 //! UI only reads what the engine holds.
 
+pub mod app;
+pub mod chart;
 pub mod engine;
 pub mod series;
+pub mod view_model;
 
 pub use engine::{Engine, EngineConfig, EngineStats};
 pub use series::{Marker, Point, Series};
+pub use view_model::Snapshot;

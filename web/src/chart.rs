@@ -1,0 +1,137 @@
+//! A device card's chart, drawn with plotters on its canvas: the temperature, the
+//! counterfactual (dashed, lighter), the band edges and a mark where each command arrived.
+
+use fleet_core::payload::Action;
+use plotters::prelude::*;
+use plotters_canvas::CanvasBackend;
+use web_sys::HtmlCanvasElement;
+
+use crate::view_model::DeviceSnap;
+
+const ACTUAL: RGBColor = RGBColor(31, 119, 180);
+const COUNTERFACTUAL: RGBColor = RGBColor(160, 160, 160);
+const BAND: RGBColor = RGBColor(46, 160, 67);
+const COOL: RGBColor = RGBColor(0, 120, 215);
+const HEAT: RGBColor = RGBColor(214, 39, 40);
+const RELEASE: RGBColor = RGBColor(90, 90, 90);
+
+/// The colour of a command's mark.
+pub fn action_color(action: Action) -> RGBColor {
+    match action {
+        Action::Cool => COOL,
+        Action::Heat => HEAT,
+        Action::Release => RELEASE,
+    }
+}
+
+/// The y range shown: the band and every point, with a little margin.
+pub fn y_range(device: &DeviceSnap, band_min: f64, band_max: f64) -> (f64, f64) {
+    let (lo, hi) = device
+        .points
+        .iter()
+        .fold((band_min, band_max), |(lo, hi), &(_, t, c)| {
+            (lo.min(t).min(c), hi.max(t).max(c))
+        });
+    let margin = ((hi - lo) * 0.08).max(0.2);
+    (lo - margin, hi + margin)
+}
+
+/// Draws `device` on `canvas`. Drawing errors leave the canvas as it was.
+pub fn draw(canvas: HtmlCanvasElement, device: &DeviceSnap, band_min: f64, band_max: f64) {
+    let Some(backend) = CanvasBackend::with_canvas_object(canvas) else {
+        return;
+    };
+    let _ = draw_on(backend.into_drawing_area(), device, band_min, band_max);
+}
+
+fn draw_on<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    device: &DeviceSnap,
+    band_min: f64,
+    band_max: f64,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
+    let first = device.points.first().map_or(0, |p| p.0);
+    // Markers carry the next reading's seq, so the newest may lie one past the last point.
+    let last = device
+        .points
+        .last()
+        .map(|p| p.0)
+        .into_iter()
+        .chain(device.markers.last().map(|m| m.0))
+        .max()
+        .unwrap_or(1)
+        .max(first + 1);
+    let (y_lo, y_hi) = y_range(device, band_min, band_max);
+    let mut chart = ChartBuilder::on(&root)
+        .margin(4)
+        .x_label_area_size(0)
+        .y_label_area_size(30)
+        .build_cartesian_2d(first as f64..last as f64, y_lo..y_hi)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .disable_x_axis()
+        .y_labels(4)
+        .max_light_lines(0)
+        .bold_line_style(RGBColor(235, 235, 235))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .label_style(("sans-serif", 10))
+        .draw()?;
+    for edge in [band_min, band_max] {
+        chart.draw_series(DashedLineSeries::new(
+            [(first as f64, edge), (last as f64, edge)],
+            6,
+            4,
+            BAND.stroke_width(1),
+        ))?;
+    }
+    chart.draw_series(DashedLineSeries::new(
+        device.points.iter().map(|&(s, _, c)| (s as f64, c)),
+        4,
+        3,
+        COUNTERFACTUAL.stroke_width(2),
+    ))?;
+    chart.draw_series(LineSeries::new(
+        device.points.iter().map(|&(s, t, _)| (s as f64, t)),
+        ACTUAL.stroke_width(2),
+    ))?;
+    for &(seq, action) in &device.markers {
+        let x = seq as f64;
+        let color = action_color(action);
+        chart.draw_series(std::iter::once(PathElement::new(
+            [(x, y_lo), (x, y_hi)],
+            color.mix(0.35).stroke_width(1),
+        )))?;
+        chart.draw_series(std::iter::once(TriangleMarker::new(
+            (x, y_hi - (y_hi - y_lo) * 0.04),
+            5,
+            color.filled(),
+        )))?;
+    }
+    root.present()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_y_range_holds_the_band_and_every_point() {
+        let device = DeviceSnap {
+            id: "d".into(),
+            commands: 0,
+            temperature: Some(30.0),
+            points: vec![(1, 30.0, 31.0), (2, 25.0, 27.0)],
+            markers: vec![],
+        };
+        let (lo, hi) = y_range(&device, 26.0, 28.0);
+        assert!(lo < 25.0 && hi > 31.0);
+        let empty = DeviceSnap {
+            points: vec![],
+            ..device
+        };
+        let (lo, hi) = y_range(&empty, 26.0, 28.0);
+        assert!(lo < 26.0 && hi > 28.0);
+    }
+}
