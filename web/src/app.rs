@@ -359,6 +359,7 @@ fn Legend() -> impl IntoView {
             <span class="key actual">"temperature"</span>
             <span class="key counterfactual">"without remediation"</span>
             <span class="key band">"band 26–28 °C"</span>
+            <span class="key humidity">"humidity (right scale)"</span>
             <span class="key cool">"cool"</span>
             <span class="key heat">"heat"</span>
             <span class="key release">"release"</span>

@@ -1,5 +1,6 @@
 //! A device card's chart, drawn with plotters on its canvas: the temperature, the
-//! counterfactual (dashed, lighter), the band edges and a mark where each command arrived.
+//! counterfactual (dashed, lighter), the band edges, a mark where each command arrived, and
+//! the humidity (thin, on its own scale at the right).
 
 use fleet_core::payload::Action;
 use plotters::prelude::*;
@@ -14,6 +15,7 @@ const BAND: RGBColor = RGBColor(46, 160, 67);
 const COOL: RGBColor = RGBColor(0, 120, 215);
 const HEAT: RGBColor = RGBColor(214, 39, 40);
 const RELEASE: RGBColor = RGBColor(90, 90, 90);
+const HUMIDITY: RGBColor = RGBColor(148, 103, 189);
 
 /// The colour of a command's mark.
 pub fn action_color(action: Action) -> RGBColor {
@@ -33,6 +35,21 @@ pub fn y_range(device: &DeviceSnap, band_min: f64, band_max: f64) -> (f64, f64) 
             (lo.min(t).min(c), hi.max(t).max(c))
         });
     let margin = ((hi - lo) * 0.08).max(0.2);
+    (lo - margin, hi + margin)
+}
+
+/// The humidity range shown: the points with a little margin (at least 1 %).
+pub fn humidity_range(device: &DeviceSnap) -> (f64, f64) {
+    let (lo, hi) = device
+        .humidity
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &(_, h)| {
+            (lo.min(h), hi.max(h))
+        });
+    if lo > hi {
+        return (0.0, 100.0);
+    }
+    let margin = ((hi - lo) * 0.08).max(0.5);
     (lo - margin, hi + margin)
 }
 
@@ -63,11 +80,14 @@ fn draw_on<DB: DrawingBackend>(
         .unwrap_or(1)
         .max(first + 1);
     let (y_lo, y_hi) = y_range(device, band_min, band_max);
+    let (h_lo, h_hi) = humidity_range(device);
     let mut chart = ChartBuilder::on(&root)
         .margin(4)
         .x_label_area_size(0)
         .y_label_area_size(30)
-        .build_cartesian_2d(first as f64..last as f64, y_lo..y_hi)?;
+        .right_y_label_area_size(28)
+        .build_cartesian_2d(first as f64..last as f64, y_lo..y_hi)?
+        .set_secondary_coord(first as f64..last as f64, h_lo..h_hi);
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -78,6 +98,16 @@ fn draw_on<DB: DrawingBackend>(
         .y_label_formatter(&|y| format!("{y:.0}"))
         .label_style(("sans-serif", 10))
         .draw()?;
+    chart
+        .configure_secondary_axes()
+        .y_labels(3)
+        .y_label_formatter(&|h| format!("{h:.0}%"))
+        .label_style(("sans-serif", 9, &HUMIDITY))
+        .draw()?;
+    chart.draw_secondary_series(LineSeries::new(
+        device.humidity.iter().map(|&(s, h)| (s as f64, h)),
+        HUMIDITY.mix(0.55).stroke_width(1),
+    ))?;
     for edge in [band_min, band_max] {
         chart.draw_series(DashedLineSeries::new(
             [(first as f64, edge), (last as f64, edge)],
@@ -124,14 +154,22 @@ mod tests {
             temperature: Some(30.0),
             points: vec![(1, 30.0, 31.0), (2, 25.0, 27.0)],
             markers: vec![],
+            humidity: vec![(1, 61.0), (2, 59.5)],
         };
         let (lo, hi) = y_range(&device, 26.0, 28.0);
         assert!(lo < 25.0 && hi > 31.0);
         let empty = DeviceSnap {
             points: vec![],
-            ..device
+            ..device.clone()
         };
         let (lo, hi) = y_range(&empty, 26.0, 28.0);
         assert!(lo < 26.0 && hi > 28.0);
+        let (lo, hi) = humidity_range(&device);
+        assert!(lo < 59.5 && hi > 61.0);
+        let none = DeviceSnap {
+            humidity: vec![],
+            ..device
+        };
+        assert_eq!(humidity_range(&none), (0.0, 100.0));
     }
 }

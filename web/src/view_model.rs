@@ -59,6 +59,8 @@ pub struct DeviceSnap {
     pub points: Vec<(u64, f64, f64)>,
     /// `(seq, action)` of the commands within the points' range.
     pub markers: Vec<(u64, Action)>,
+    /// `(seq, relative humidity %)`, oldest first.
+    pub humidity: Vec<(u64, f64)>,
 }
 
 /// One line of the cloud panel's log.
@@ -115,6 +117,7 @@ impl Snapshot {
                     .map(|p| (p.seq, p.temperature, p.counterfactual))
                     .collect(),
                 markers: d.series.markers().map(|m| (m.seq, m.action)).collect(),
+                humidity: d.series.points().map(|p| (p.seq, p.humidity)).collect(),
             })
             .collect();
         let mut log: Vec<LogLine> = engine
