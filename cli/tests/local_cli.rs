@@ -89,54 +89,15 @@ fn a_built_app_is_served_with_single_page_fallback() {
     std::fs::write(dist.join("index.html"), "<title>fleet app</title>").unwrap();
     std::fs::write(dist.join("app.js"), "console.log(1)").unwrap();
     let data = dir.path().join("data");
-    let mut child = fleet()
-        .args(["local", "--data"])
-        .arg(&data)
-        .args([
-            "--mqtt",
-            "127.0.0.1:0",
-            "--ws",
-            "127.0.0.1:0",
-            "--mqtts",
-            "off",
-            "--http",
-            "127.0.0.1:0",
-        ])
-        .arg("--dist")
-        .arg(&dist)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::BufRead;
-    let out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut http = None;
-    for line in out.lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.trim().strip_prefix("Web app") {
-            let url = rest.split_whitespace().next().unwrap();
-            http = Some(
-                url.trim_start_matches("http://")
-                    .trim_end_matches('/')
-                    .parse()
-                    .unwrap(),
-            );
-        }
-        if line.starts_with("Stop with Ctrl-C") {
-            break;
-        }
-    }
-    let http = http.unwrap();
+    let stack = Stack::start_with(&data, &["--dist".as_ref(), dist.as_os_str()]);
+    let http = stack.addrs.http;
     assert_eq!(http_get(http, "/app.js"), "console.log(1)");
     assert!(http_get(http, "/").contains("fleet app"));
     assert!(
         http_get(http, "/devices/d-0001").contains("fleet app"),
         "client-side routes get index.html"
     );
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    assert!(child.wait().unwrap().success());
+    assert!(stack.stop().success());
 }
 
 #[test]

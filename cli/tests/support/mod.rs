@@ -56,8 +56,17 @@ impl Stack {
         Stack::start_at(data, None)
     }
 
+    /// Starts a stack on free ports with extra `fleet local` arguments.
+    pub fn start_with(data: &Path, extra: &[&std::ffi::OsStr]) -> Stack {
+        Stack::launch(data, None, extra)
+    }
+
     /// Starts a stack on the given ports (to restart one where it was).
     pub fn start_at(data: &Path, addrs: Option<Addrs>) -> Stack {
+        Stack::launch(data, addrs, &[])
+    }
+
+    fn launch(data: &Path, addrs: Option<Addrs>, extra: &[&std::ffi::OsStr]) -> Stack {
         let any = "127.0.0.1:0".to_string();
         let [mqtt, ws, mqtts, http] = match addrs {
             Some(a) => [a.mqtt, a.ws, a.mqtts, a.http].map(|a| a.to_string()),
@@ -76,6 +85,7 @@ impl Stack {
                 "--mqtt", &mqtt, "--ws", &ws, "--mqtts", &mqtts, "--http", &http,
             ])
             .args(["--log-format", "json"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
