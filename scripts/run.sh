@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# Runs Fleet's main job: the local stack (`fleet local`: MQTT broker on TCP, WebSocket and
-# mutual TLS, the pipeline on SQLite, metrics, HTTP), with a small simulated fleet
-# (`fleet sim`) so the monitoring → remediation loop is alive from the first second.
+# Runs Fleet's main job: builds the web app (release, into dist/), then starts the local
+# stack (`fleet local`: MQTT broker on TCP, WebSocket and mutual TLS, the pipeline on SQLite,
+# metrics, and the web app at http://127.0.0.1:8080/, whose devices connect over WebSocket),
+# with a small simulated fleet (`fleet sim`) so the monitoring → remediation loop is alive
+# from the first second.
 #
-# Environment: FLEET_SIM_DEVICES (default 10; 0 starts the stack alone).
+# Environment: FLEET_SIM_DEVICES (default 10; 0 starts the stack alone),
+#              FLEET_SKIP_WEB=1 (serve the dist/ already there instead of building it).
 # Extra arguments go to `fleet local` (see `fleet local --help`), e.g. --data DIR.
 # Stop with Ctrl-C: the stack stores what is queued and closes cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-scripts/setup.sh rust >/dev/null
+scripts/setup.sh rust web >/dev/null
 cargo build --quiet --release --locked -p fleet
+if [ "${FLEET_SKIP_WEB:-0}" != 1 ]; then
+  echo "building the web app (trunk build --release, into dist/)…"
+  scripts/build-web.sh
+fi
 bin=target/release/fleet
 devices=${FLEET_SIM_DEVICES:-10}
 

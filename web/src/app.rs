@@ -1,37 +1,50 @@
-//! The Leptos components of the in-page mode: controls, the fleet overview, the device
-//! cards with their charts, and the cloud panel.
+//! The Leptos components: controls, the fleet overview, the virtualized grid of device
+//! cards, and the cloud panel.
 //!
-//! One `requestAnimationFrame` loop calls [`Engine::tick`] every frame; a few times a
-//! second ([`REDRAW_MS`]) it copies a [`Snapshot`] into a signal, which is all the
-//! components read. The loop is cancelled on Pause, Stop and unmount.
+//! One `requestAnimationFrame` loop calls [`Engine::tick`] every frame (only
+//! [`Engine::poll`] while paused, so connections stay alive); a few times a second
+//! ([`REDRAW_MS`]) it copies a [`Snapshot`] into a signal, which is all the components
+//! read. The loop is cancelled on Stop and unmount.
 
 use std::cell::Cell;
+use std::ops::Range;
 use std::rc::Rc;
 
+use fleet_core::DeviceParams;
+use fleet_pipeline::PipelineConfig;
 use leptos::html;
 use leptos::prelude::*;
+use wasm_bindgen::JsCast;
 
 use crate::chart;
 use crate::engine::{Engine, EngineConfig};
-use crate::view_model::{Level, MAX_CARDS, Snapshot};
-
-/// Devices started by default (and by `?autostart` without `?devices=`).
-pub const DEFAULT_DEVICES: usize = 12;
-
-/// The largest fleet the count input accepts.
-pub const MAX_DEVICES: usize = 1000;
+use crate::export;
+use crate::settings::{MAX_DEVICES, Mode, PARAM_KEYS, Settings, param_mut};
+use crate::transport::Transport;
+use crate::transport::mqtt::{MqttConfig, MqttTransport};
+use crate::transport::websocket::WsConnector;
+use crate::view_model::{Level, Snapshot};
 
 /// Minimum time between two snapshots (and so between two chart redraws), ms.
 pub const REDRAW_MS: u64 = 250;
+
+/// A card's slot in the grid, px (card plus gap); the grid positions cards by these.
+const CARD_W: f64 = 344.0;
+const CARD_H: f64 = 222.0;
+
+/// `localStorage` key of the settings (a query string, like the shareable URL).
+const STORAGE_KEY: &str = "fleet.settings";
 
 /// Whether the fleet runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunState {
     /// No fleet (the last picture stays on screen).
     Stopped,
+    /// Looking for the broker's address (`config.json`).
+    Configuring,
     /// Ticking every frame.
     Running,
-    /// Fleet kept, loop cancelled.
+    /// Fleet kept, devices not stepped, connections kept alive.
     Paused,
 }
 
@@ -40,67 +53,29 @@ impl RunState {
     pub fn label(self) -> &'static str {
         match self {
             RunState::Stopped => "stopped",
+            RunState::Configuring => "configuring",
             RunState::Running => "running",
             RunState::Paused => "paused",
         }
     }
 }
 
-/// The largest speed-up `?speed=` accepts.
-pub const MAX_SPEED: u64 = 100;
-
-/// The longest history `?warmup=` accepts, seconds.
-pub const MAX_WARMUP_S: u64 = 3600;
-
-/// Simulated seconds run at once on start by default, so the page shows curves on open.
-pub const DEFAULT_WARMUP_S: u64 = 300;
-
-/// Page options from the query string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Options {
-    /// Start a fleet on load: on unless `?autostart=0` (or `false`).
-    pub autostart: bool,
-    /// `?devices=`, clamped to `1..=MAX_DEVICES`.
-    pub devices: usize,
-    /// `?speed=`: simulated ms per real ms, `1..=MAX_SPEED`.
-    pub speed: u64,
-    /// `?warmup=`: simulated seconds run at once on start, `0..=MAX_WARMUP_S`.
-    pub warmup_s: u64,
+/// Where the devices' readings go, once resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The cloud runs in the page.
+    InPage,
+    /// A broker over WebSocket.
+    Broker(String),
 }
 
-impl Options {
-    /// Parses the raw query values; missing or malformed ones take their defaults.
-    pub fn parse(
-        autostart: Option<&str>,
-        devices: Option<&str>,
-        speed: Option<&str>,
-        warmup: Option<&str>,
-    ) -> Options {
-        fn num(v: Option<&str>) -> Option<u64> {
-            v.and_then(|v| v.trim().parse::<u64>().ok())
-        }
-        Options {
-            autostart: autostart.is_none_or(|v| v != "0" && v != "false"),
-            devices: num(devices)
-                .map_or(DEFAULT_DEVICES, |n| n.min(MAX_DEVICES as u64) as usize)
-                .max(1),
-            speed: num(speed).unwrap_or(1).clamp(1, MAX_SPEED),
-            warmup_s: num(warmup).unwrap_or(DEFAULT_WARMUP_S).min(MAX_WARMUP_S),
+impl Target {
+    fn label(&self) -> String {
+        match self {
+            Target::InPage => "in-page".to_owned(),
+            Target::Broker(url) => format!("local · {url}"),
         }
     }
-}
-
-fn url_options() -> Options {
-    let search = window().location().search().unwrap_or_default();
-    let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search) else {
-        return Options::parse(None, None, None, None);
-    };
-    Options::parse(
-        params.get("autostart").as_deref(),
-        params.get("devices").as_deref(),
-        params.get("speed").as_deref(),
-        params.get("warmup").as_deref(),
-    )
 }
 
 /// The engine's clock: real time, sped up `speed` times from an origin.
@@ -133,15 +108,15 @@ impl SimClock {
     }
 }
 
-/// Builds a fleet whose clock reads `now`, after running `warmup_s` simulated seconds of
-/// history (20 steps a second), so its charts start full.
+/// Builds an in-page fleet whose clock reads `now`, after running `warmup_s` simulated
+/// seconds of history (20 steps a second), so its charts start full.
 pub fn warmed_up_engine(
     config: EngineConfig,
     now: u64,
     warmup_s: u64,
 ) -> Result<Engine, crate::engine::EngineError> {
     let from = now.saturating_sub(warmup_s * 1000);
-    let mut engine = Engine::new(config, from)?;
+    let mut engine = Engine::in_page(config, PipelineConfig::default(), from)?;
     let mut t = from;
     while t < now {
         engine.tick(t);
@@ -149,6 +124,18 @@ pub fn warmed_up_engine(
     }
     engine.tick(now);
     Ok(engine)
+}
+
+/// The cards in `visible` rows of a grid `width` px wide, scrolled to `top` and `height`
+/// px tall, out of `n` devices; and the number of columns.
+pub fn visible_cards(n: usize, width: f64, height: f64, top: f64) -> (Range<usize>, usize) {
+    let cols = ((width / CARD_W).floor() as usize).max(1);
+    let first_row = (top.max(0.0) / CARD_H).floor() as usize;
+    // One row more on each side, so a slow scroll never shows an empty slot.
+    let last_row = ((top.max(0.0) + height.max(CARD_H)) / CARD_H).ceil() as usize + 1;
+    let start = (first_row.saturating_sub(1) * cols).min(n);
+    let end = (last_row * cols).min(n);
+    (start..end, cols)
 }
 
 fn now_ms() -> u64 {
@@ -188,17 +175,129 @@ impl FrameLoop {
     }
 }
 
+fn storage() -> Option<web_sys::Storage> {
+    window().local_storage().ok().flatten()
+}
+
+fn query_pairs(query: &str) -> Vec<(String, String)> {
+    let Ok(params) = web_sys::UrlSearchParams::new_with_str(query) else {
+        return Vec::new();
+    };
+    let mut pairs = Vec::new();
+    let entries = js_sys::try_iter(&params).ok().flatten();
+    for entry in entries.into_iter().flatten().flatten() {
+        let entry: js_sys::Array = entry.unchecked_into();
+        if let (Some(k), Some(v)) = (entry.get(0).as_string(), entry.get(1).as_string()) {
+            pairs.push((k, v));
+        }
+    }
+    pairs
+}
+
+/// Defaults, then the stored settings, then the URL's; with what could not be used.
+fn load_settings() -> (Settings, Vec<String>, bool) {
+    let mut settings = Settings::default();
+    let mut warnings = Vec::new();
+    if let Some(stored) = storage().and_then(|s| s.get_item(STORAGE_KEY).ok().flatten()) {
+        let pairs = query_pairs(&stored);
+        settings.apply(
+            pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &mut Vec::new(),
+        );
+    }
+    let url = query_pairs(&window().location().search().unwrap_or_default());
+    settings.apply(
+        url.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &mut warnings,
+    );
+    let autostart = url
+        .iter()
+        .find(|(k, _)| k == "autostart")
+        .is_none_or(|(_, v)| v != "0" && v != "false");
+    (settings, warnings, autostart)
+}
+
+fn save_settings(settings: &Settings) {
+    if let Some(s) = storage() {
+        let _ = s.set_item(STORAGE_KEY, &settings.to_query());
+    }
+}
+
+/// This page's URL with `settings` as its query.
+fn share_url(settings: &Settings) -> String {
+    let location = window().location();
+    let base = format!(
+        "{}{}",
+        location.origin().unwrap_or_default(),
+        location.pathname().unwrap_or_default()
+    );
+    match settings.to_query() {
+        q if q.is_empty() => base,
+        q => format!("{base}?{q}"),
+    }
+}
+
+/// Asks the page's host for `config.json` (next to `index.html`, so it works from a
+/// sub-path). `Ok(None)`: the host has none (a static host, `trunk serve`).
+async fn fetch_config() -> Result<Option<String>, String> {
+    use wasm_bindgen_futures::JsFuture;
+    let resp = JsFuture::from(window().fetch_with_str("config.json"))
+        .await
+        .map_err(|_| "could not reach the page's host for config.json".to_owned())?;
+    let resp: web_sys::Response = resp
+        .dyn_into()
+        .map_err(|_| "config.json: not an HTTP response".to_owned())?;
+    if !resp.ok() {
+        return Ok(None);
+    }
+    let text = match resp.text() {
+        Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()),
+        Err(_) => None,
+    };
+    Ok(text.and_then(|t| broker_from_config(&t)))
+}
+
+/// The broker URL in a `config.json` of `fleet local`; `None` for anything else (a static
+/// host may answer every path with `index.html`).
+pub fn broker_from_config(text: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    (v["mode"] == "local")
+        .then(|| v["mqtt"]["url"].as_str().map(str::to_owned))
+        .flatten()
+}
+
+/// Offers `text` as a file download.
+fn download(name: &str, mime: &str, text: &str) -> Result<(), String> {
+    let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(text));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(mime);
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options)
+        .map_err(|_| "could not build the file".to_owned())?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob)
+        .map_err(|_| "could not build the file's URL".to_owned())?;
+    let a: web_sys::HtmlAnchorElement = document()
+        .create_element("a")
+        .map_err(|_| "could not start the download".to_owned())?
+        .unchecked_into();
+    a.set_href(&url);
+    a.set_download(name);
+    a.click();
+    let _ = web_sys::Url::revoke_object_url(&url);
+    Ok(())
+}
+
 /// The whole page.
 #[component]
 pub fn App() -> impl IntoView {
-    let options = url_options();
-    let defaults = EngineConfig::default();
-    let band_min = defaults.pipeline.policy.band_min;
-    let band_max = defaults.pipeline.policy.band_max;
+    let (initial, warnings, autostart) = load_settings();
+    let defaults = PipelineConfig::default();
+    let band_min = defaults.policy.band_min;
+    let band_max = defaults.policy.band_max;
 
-    let device_count = RwSignal::new(options.devices);
+    let settings = RwSignal::new(initial);
     let state = RwSignal::new(RunState::Stopped);
-    let error = RwSignal::new(None::<String>);
+    let target = RwSignal::new(None::<Target>);
+    let errors = RwSignal::new(warnings);
     let snapshot = RwSignal::new(Snapshot {
         band_min,
         band_max,
@@ -206,25 +305,43 @@ pub fn App() -> impl IntoView {
     });
     let engine: StoredValue<Option<Engine>, LocalStorage> = StoredValue::new_local(None);
     let last_snapshot = StoredValue::new(0_u64);
-    let clock = StoredValue::new(SimClock::new(now_ms(), options.speed));
+    let clock = StoredValue::new(SimClock::new(now_ms(), 1));
     let sim_now = StoredValue::new(0_u64);
+    let visible = RwSignal::new(0..0_usize);
+    let visible_now = StoredValue::new(0..0_usize);
+    Effect::new(move |_| visible_now.set_value(visible.get()));
 
-    let on_frame = move || {
-        let now = clock.with_value(|c| c.at(now_ms()));
-        sim_now.set_value(now);
-        engine.update_value(|e| {
-            if let Some(e) = e {
-                e.tick(now);
-            }
+    let take_snapshot = move || {
+        let range = visible_now.get_value();
+        let snap = engine.with_value(|e| {
+            e.as_ref()
+                .map(|e| Snapshot::of(e, band_min, band_max, range))
         });
-        if now < last_snapshot.get_value() + REDRAW_MS {
-            return;
-        }
-        last_snapshot.set_value(now);
-        let snap = engine.with_value(|e| e.as_ref().map(|e| Snapshot::of(e, band_min, band_max)));
         if let Some(snap) = snap {
             snapshot.set(snap);
         }
+    };
+    let on_frame = move || {
+        let now = clock.with_value(|c| c.at(now_ms()));
+        let running = state.get_untracked() == RunState::Running;
+        if running {
+            sim_now.set_value(now);
+        }
+        engine.update_value(|e| {
+            if let Some(e) = e {
+                if running {
+                    e.tick(now);
+                } else {
+                    e.poll(now);
+                }
+            }
+        });
+        let real = now_ms();
+        if real < last_snapshot.get_value() + REDRAW_MS {
+            return;
+        }
+        last_snapshot.set_value(real);
+        take_snapshot();
     };
     let frames: StoredValue<Rc<FrameLoop>, LocalStorage> =
         StoredValue::new_local(Rc::new(FrameLoop {
@@ -232,80 +349,134 @@ pub fn App() -> impl IntoView {
             handle: Cell::new(None),
             on_frame: Box::new(on_frame),
         }));
+    // Redraw at once when the grid scrolls to other cards.
+    Effect::new(move |_| {
+        visible.track();
+        take_snapshot();
+    });
 
-    let start = move || {
+    let stop = move || {
         frames.with_value(|f| f.stop());
+        engine.update_value(|e| {
+            if let Some(e) = e {
+                e.close(now_ms());
+            }
+        });
+        take_snapshot();
+        engine.set_value(None);
+        state.set(RunState::Stopped);
+    };
+
+    let launch = move |target_now: Target| {
+        let s = settings.get_untracked();
         let config = EngineConfig {
-            devices: device_count.get_untracked(),
+            devices: s.devices,
+            buildings: s.buildings,
+            seed: s.seed,
+            params: s.params,
+            ramp_per_s: s.ramp_per_s,
             ..EngineConfig::default()
         };
         let real_now = now_ms();
-        clock.set_value(SimClock::new(real_now, options.speed));
-        match warmed_up_engine(config, real_now, options.warmup_s) {
+        let built = match &target_now {
+            Target::InPage => {
+                clock.set_value(SimClock::new(real_now, s.speed));
+                warmed_up_engine(config, real_now, s.warmup_s)
+            }
+            Target::Broker(url) => {
+                // A broker checks readings against its own clock: real time only.
+                clock.set_value(SimClock::new(real_now, 1));
+                let mut mqtt = MqttConfig::new(url.clone(), client_prefix());
+                mqtt.seed = s.seed ^ real_now;
+                Engine::new(config, real_now, move |ids| {
+                    MqttTransport::new(mqtt, WsConnector::new(), ids, real_now)
+                        .map(|t| Box::new(t) as Box<dyn Transport>)
+                        .map_err(|e| format!("MQTT settings: {e}"))
+                })
+            }
+        };
+        match built {
             Ok(e) => {
                 engine.set_value(Some(e));
+                target.set(Some(target_now));
                 last_snapshot.set_value(0);
-                error.set(None);
                 state.set(RunState::Running);
                 frames.with_value(FrameLoop::start);
             }
-            Err(e) => error.set(Some(e.to_string())),
+            Err(e) => {
+                errors.update(|v| v.push(format!("could not start the fleet: {e}")));
+                state.set(RunState::Stopped);
+            }
         }
     };
-    // The picture at the moment of a Pause or Stop, not up to REDRAW_MS before it.
-    let refresh = move || {
-        let snap = engine.with_value(|e| e.as_ref().map(|e| Snapshot::of(e, band_min, band_max)));
-        if let Some(snap) = snap {
-            snapshot.set(snap);
+
+    let start = move || {
+        if state.get_untracked() != RunState::Stopped {
+            stop();
+        }
+        errors.set(Vec::new());
+        let s = settings.get_untracked();
+        save_settings(&s);
+        match (s.mode, s.broker.clone()) {
+            (Mode::InPage, _) => launch(Target::InPage),
+            (_, Some(url)) => launch(Target::Broker(url)),
+            (mode, None) => {
+                state.set(RunState::Configuring);
+                wasm_bindgen_futures::spawn_local(async move {
+                    let found = fetch_config().await;
+                    if state.get_untracked() != RunState::Configuring {
+                        return; // stopped meanwhile
+                    }
+                    match (mode, found) {
+                        (_, Ok(Some(url))) => launch(Target::Broker(url)),
+                        (Mode::Auto, _) => launch(Target::InPage),
+                        (_, Ok(None)) => {
+                            errors.update(|v| {
+                                v.push(
+                                    "bad config: this host serves no config.json of `fleet local`; \
+                                     give the broker as ?broker=ws://HOST:PORT/mqtt or choose in-page"
+                                        .to_owned(),
+                                )
+                            });
+                            state.set(RunState::Stopped);
+                        }
+                        (_, Err(e)) => {
+                            errors.update(|v| v.push(format!("bad config: {e}")));
+                            state.set(RunState::Stopped);
+                        }
+                    }
+                });
+            }
         }
     };
     let pause_resume = move || match state.get_untracked() {
         RunState::Running => {
-            frames.with_value(|f| f.stop());
-            refresh();
+            take_snapshot();
             state.set(RunState::Paused);
         }
         RunState::Paused => {
-            let sim = sim_now.get_value();
-            clock.update_value(|c| c.rebase(now_ms(), sim));
+            // In page, simulated time waits for the user; a broker's clock does not.
+            if target.get_untracked() == Some(Target::InPage) {
+                let sim = sim_now.get_value();
+                clock.update_value(|c| c.rebase(now_ms(), sim));
+            }
             state.set(RunState::Running);
-            frames.with_value(FrameLoop::start);
         }
-        RunState::Stopped => {}
-    };
-    let stop = move || {
-        frames.with_value(|f| f.stop());
-        refresh();
-        engine.set_value(None);
-        state.set(RunState::Stopped);
+        RunState::Stopped | RunState::Configuring => {}
     };
     on_cleanup(move || {
         let _ = frames.try_with_value(|f| f.stop());
     });
-    if options.autostart {
+    if autostart {
         start();
     }
 
-    let stopped = move || state.get() == RunState::Stopped;
+    let stopped = move || matches!(state.get(), RunState::Stopped | RunState::Configuring);
     view! {
         <header class="top">
             <h1>"Fleet"</h1>
-            <div class="controls">
-                <label>
-                    "Devices "
-                    <input
-                        type="number"
-                        min="1"
-                        max=MAX_DEVICES.to_string()
-                        data-testid="device-count"
-                        prop:value=move || device_count.get().to_string()
-                        on:change=move |ev| {
-                            if let Ok(n) = event_target_value(&ev).trim().parse::<usize>() {
-                                device_count.set(n.clamp(1, MAX_DEVICES));
-                            }
-                        }
-                    />
-                </label>
+            <Controls settings=settings />
+            <div class="controls actions">
                 <button data-testid="start" on:click=move |_| start()>
                     {move || if stopped() { "Start" } else { "Restart" }}
                 </button>
@@ -318,36 +489,199 @@ pub fn App() -> impl IntoView {
                 <span class=move || format!("status {}", state.get().label()) data-testid="status">
                     {move || state.get().label()}
                 </span>
-                <Show when=move || { options.speed > 1 }>
-                    <span class="speed" data-testid="speed">{format!("×{}", options.speed)}</span>
-                </Show>
+                <span class="target" data-testid="target">
+                    {move || target.get().map(|t| t.label()).unwrap_or_default()}
+                </span>
+                <Ramp snapshot=snapshot />
+                <ShareLink settings=settings />
             </div>
             <Legend />
         </header>
-        <Show when=move || error.get().is_some()>
-            <p class="error" data-testid="error">{move || error.get().unwrap_or_default()}</p>
-        </Show>
+        <Errors errors=errors snapshot=snapshot />
         <Overview snapshot=snapshot />
         <main class="layout">
-            <section class="cards" data-testid="device-cards">
-                <For
-                    each=move || 0..snapshot.with(|s| s.devices.len().min(MAX_CARDS))
-                    key=|i| *i
-                    children=move |i| view! { <DeviceCard index=i snapshot=snapshot /> }
-                />
-                <Show when=move || snapshot.with(|s| s.devices.len() > MAX_CARDS)>
-                    <p class="more">
-                        {move || {
-                            snapshot
-                                .with(|s| {
-                                    format!("Showing {MAX_CARDS} of {} devices.", s.devices.len())
-                                })
-                        }}
-                    </p>
-                </Show>
-            </section>
+            <Grid snapshot=snapshot visible=visible engine=engine settings=settings errors=errors />
             <CloudPanel snapshot=snapshot />
         </main>
+    }
+}
+
+fn client_prefix() -> String {
+    // Distinct per tab: two tabs running the same fleet must not take over each other's
+    // connections (a broker keeps one connection per client id).
+    let r = (js_sys::Math::random() * f64::from(u32::MAX)) as u32;
+    format!("web-{r:08x}-")
+}
+
+/// The fleet settings: mode, broker, counts, ramp, and the original device parameters.
+#[component]
+fn Controls(settings: RwSignal<Settings>) -> impl IntoView {
+    let number = move |label: &'static str,
+                       testid: &'static str,
+                       get: fn(&Settings) -> String,
+                       set: fn(&mut Settings, &str) -> bool| {
+        view! {
+            <label>
+                {label}
+                <input
+                    type="text"
+                    inputmode="decimal"
+                    size="6"
+                    data-testid=testid
+                    prop:value=move || settings.with(get)
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        let mut ok = true;
+                        settings.update(|s| ok = set(s, v.trim()));
+                        if !ok {
+                            // Show the setting as it stayed.
+                            settings.update(|_| {});
+                        }
+                    }
+                />
+            </label>
+        }
+    };
+    let param_inputs = PARAM_KEYS
+        .iter()
+        .map(|&key| {
+            view! {
+                <label>
+                    {param_label(key)}
+                    <input
+                        type="text"
+                        inputmode="decimal"
+                        size="5"
+                        data-testid=format!("param-{key}")
+                        prop:value=move || {
+                            settings.with(|s| {
+                                let mut p = s.params;
+                                param_mut(&mut p, key).to_string()
+                            })
+                        }
+                        on:change=move |ev| {
+                            let v = event_target_value(&ev);
+                            settings.update(|s| {
+                                let mut ignored = Vec::new();
+                                s.apply([(key, v.as_str())], &mut ignored);
+                            });
+                        }
+                    />
+                </label>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="controls settings">
+            <label>
+                "Mode "
+                <select
+                    data-testid="mode"
+                    prop:value=move || settings.with(|s| s.mode.as_str())
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        settings.update(|s| s.apply([("mode", v.as_str())], &mut Vec::new()));
+                    }
+                >
+                    <option value="auto">"auto"</option>
+                    <option value="in-page">"in-page"</option>
+                    <option value="local">"local"</option>
+                </select>
+            </label>
+            <label>
+                "Broker "
+                <input
+                    type="url"
+                    size="26"
+                    placeholder="from config.json"
+                    data-testid="broker"
+                    prop:value=move || settings.with(|s| s.broker.clone().unwrap_or_default())
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        settings.update(|s| s.apply([("broker", v.as_str())], &mut Vec::new()));
+                    }
+                />
+            </label>
+            {number(
+                "Devices ",
+                "device-count",
+                |s| s.devices.to_string(),
+                |s, v| { let mut w = Vec::new(); s.apply([("devices", v)], &mut w); w.is_empty() },
+            )}
+            {number(
+                "Buildings ",
+                "buildings",
+                |s| s.buildings.to_string(),
+                |s, v| { let mut w = Vec::new(); s.apply([("buildings", v)], &mut w); w.is_empty() },
+            )}
+            {number(
+                "Ramp /s ",
+                "ramp",
+                |s| s.ramp_per_s.to_string(),
+                |s, v| { let mut w = Vec::new(); s.apply([("ramp", v)], &mut w); w.is_empty() },
+            )}
+            {param_inputs}
+            <span class="hint">{format!("max {MAX_DEVICES} devices")}</span>
+        </div>
+    }
+}
+
+fn param_label(key: &str) -> &'static str {
+    match key {
+        "velocity" => "Velocity ",
+        "frequency" => "Every (s) ",
+        "factor" => "Remediation factor ",
+        "min_temp" => "Min temp ",
+        _ => "Min hum ",
+    }
+}
+
+/// The ramp-up's progress, while devices are still starting.
+#[component]
+fn Ramp(snapshot: RwSignal<Snapshot>) -> impl IntoView {
+    let total = move || snapshot.with(|s| s.devices.len());
+    let started = move || snapshot.with(|s| s.stats.started);
+    view! {
+        <Show when=move || { total() > 0 && started() < total() }>
+            <label class="ramp">
+                "Starting "
+                <progress
+                    data-testid="ramp"
+                    max=move || total().to_string()
+                    value=move || started().to_string()
+                ></progress>
+                {move || format!(" {}/{}", started(), total())}
+            </label>
+        </Show>
+    }
+}
+
+/// A link with the current settings, to copy or bookmark.
+#[component]
+fn ShareLink(settings: RwSignal<Settings>) -> impl IntoView {
+    view! {
+        <a class="share" data-testid="share" href=move || settings.with(share_url)>
+            "Link to these settings"
+        </a>
+    }
+}
+
+/// Errors and warnings in plain words.
+#[component]
+fn Errors(errors: RwSignal<Vec<String>>, snapshot: RwSignal<Snapshot>) -> impl IntoView {
+    let all = move || {
+        let mut v = errors.get();
+        if let Some(p) = snapshot.with(|s| s.problem.clone()) {
+            v.push(p);
+        }
+        v
+    };
+    view! {
+        <Show when=move || !all().is_empty()>
+            <ul class="error" data-testid="error" role="alert">
+                {move || all().into_iter().map(|e| view! { <li>{e}</li> }).collect_view()}
+            </ul>
+        </Show>
     }
 }
 
@@ -367,48 +701,135 @@ fn Legend() -> impl IntoView {
     }
 }
 
-/// One tile per device, coloured by its latest temperature against the band.
+/// Every device at a glance: one cell per device on a canvas, coloured by its latest
+/// temperature against the band (grey while its connection is not up).
 #[component]
 fn Overview(snapshot: RwSignal<Snapshot>) -> impl IntoView {
+    let canvas = NodeRef::<html::Canvas>::new();
+    Effect::new(move |_| {
+        let Some(el) = canvas.get() else {
+            return;
+        };
+        snapshot.with(|s| chart::draw_overview(&el, s));
+    });
+    let summary = move || {
+        snapshot.with(|s| {
+            let mut counts = [0_usize; 4];
+            for d in &s.devices {
+                counts[Level::of(d.temperature, s.band_min, s.band_max) as usize] += 1;
+            }
+            let up = s
+                .devices
+                .iter()
+                .filter(|d| d.link == crate::transport::LinkState::Up)
+                .count();
+            format!(
+                "{} devices: {} hot, {} cold, {} in band, {} waiting · {} connected",
+                s.devices.len(),
+                counts[Level::Hot as usize],
+                counts[Level::Cold as usize],
+                counts[Level::InBand as usize],
+                counts[Level::Unknown as usize],
+                up
+            )
+        })
+    };
     view! {
         <section class="overview" data-testid="overview">
-            <For
-                each=move || 0..snapshot.with(|s| s.devices.len())
-                key=|i| *i
-                children=move |i| {
-                    let level = move || {
-                        snapshot
-                            .with(|s| {
-                                s.devices
-                                    .get(i)
-                                    .map_or(
-                                        Level::Unknown,
-                                        |d| Level::of(d.temperature, s.band_min, s.band_max),
-                                    )
-                            })
-                    };
-                    let title = move || {
-                        snapshot
-                            .with(|s| {
-                                s.devices
-                                    .get(i)
-                                    .map(|d| match d.temperature {
-                                        Some(t) => format!("{}: {t:.2} °C", d.id),
-                                        None => d.id.clone(),
-                                    })
-                                    .unwrap_or_default()
-                            })
-                    };
-                    view! { <span class=move || level().class() title=title data-testid="device-tile"></span> }
-                }
-            />
+            <canvas node_ref=canvas data-testid="overview-canvas" height="64"></canvas>
+            <p class="summary" data-testid="overview-summary">{summary}</p>
         </section>
     }
 }
 
-/// A device's card: id, latest temperature, command count and chart.
+/// The device cards, virtualized: the grid has the height of all of them, but only the
+/// rows in view (and one more each side) exist in the DOM and draw.
 #[component]
-fn DeviceCard(index: usize, snapshot: RwSignal<Snapshot>) -> impl IntoView {
+fn Grid(
+    snapshot: RwSignal<Snapshot>,
+    visible: RwSignal<Range<usize>>,
+    engine: StoredValue<Option<Engine>, LocalStorage>,
+    settings: RwSignal<Settings>,
+    errors: RwSignal<Vec<String>>,
+) -> impl IntoView {
+    let section = NodeRef::<html::Section>::new();
+    let cols = RwSignal::new(1_usize);
+    let n = Memo::new(move |_| snapshot.with(|s| s.devices.len()));
+    let measure = move || {
+        let Some(el) = section.get_untracked() else {
+            return;
+        };
+        let (range, c) = visible_cards(
+            n.get_untracked(),
+            f64::from(el.client_width()),
+            f64::from(el.client_height()),
+            f64::from(el.scroll_top()),
+        );
+        if visible.get_untracked() != range {
+            visible.set(range);
+        }
+        if cols.get_untracked() != c {
+            cols.set(c);
+        }
+    };
+    Effect::new(move |_| {
+        n.track();
+        section.track();
+        measure();
+    });
+    let resize = window_event_listener(leptos::ev::resize, move |_| measure());
+    on_cleanup(move || resize.remove());
+    let rows_height = move || {
+        let c = cols.get().max(1);
+        format!("{}px", (n.get().div_ceil(c)) as f64 * CARD_H)
+    };
+    view! {
+        <section
+            class="cards"
+            data-testid="device-cards"
+            node_ref=section
+            on:scroll=move |_| measure()
+            tabindex="0"
+            aria-label="device cards"
+        >
+            <div class="cards-inner" style:height=rows_height>
+                <For
+                    each=move || visible.get()
+                    key=|i| *i
+                    children=move |i| {
+                        let c = cols.get_untracked().max(1);
+                        let top = format!("{}px", (i / c) as f64 * CARD_H);
+                        let left = format!("{}px", (i % c) as f64 * CARD_W);
+                        view! {
+                            <DeviceCard
+                                index=i
+                                snapshot=snapshot
+                                engine=engine
+                                settings=settings
+                                errors=errors
+                                top=top
+                                left=left
+                            />
+                        }
+                    }
+                />
+            </div>
+        </section>
+    }
+}
+
+/// A device's card: id, connection, latest temperature, command count, chart, exports and
+/// its own parameters.
+#[component]
+fn DeviceCard(
+    index: usize,
+    snapshot: RwSignal<Snapshot>,
+    engine: StoredValue<Option<Engine>, LocalStorage>,
+    settings: RwSignal<Settings>,
+    errors: RwSignal<Vec<String>>,
+    top: String,
+    left: String,
+) -> impl IntoView {
     let canvas = NodeRef::<html::Canvas>::new();
     Effect::new(move |_| {
         let Some(el) = canvas.get() else {
@@ -423,10 +844,64 @@ fn DeviceCard(index: usize, snapshot: RwSignal<Snapshot>) -> impl IntoView {
     let field = move |f: fn(&crate::view_model::DeviceSnap) -> String| {
         move || snapshot.with(|s| s.devices.get(index).map(f).unwrap_or_default())
     };
+    let export = move |kind: &'static str| {
+        let file = engine.with_value(|e| {
+            e.as_ref().and_then(|e| {
+                e.devices().get(index).map(|d| {
+                    let id = d.device.id().to_string();
+                    match kind {
+                        "csv" => (format!("{id}.csv"), "text/csv", export::csv(&id, &d.series)),
+                        _ => (
+                            format!("{id}.ndjson"),
+                            "application/x-ndjson",
+                            export::ndjson(&id, &d.series),
+                        ),
+                    }
+                })
+            })
+        });
+        match file {
+            Some((name, mime, text)) => {
+                if let Err(e) = download(&name, mime, &text) {
+                    errors.update(|v| v.push(e));
+                }
+            }
+            None => errors.update(|v| v.push("no running fleet to export from".to_owned())),
+        }
+    };
+    let editing = RwSignal::new(false);
+    let draft = RwSignal::new(DeviceParams::default());
+    let open_editor = move || {
+        let current = engine.with_value(|e| {
+            e.as_ref()
+                .and_then(|e| e.devices().get(index).map(|d| *d.device.params()))
+        });
+        draft.set(current.unwrap_or_else(|| settings.with_untracked(|s| s.params)));
+        editing.update(|v| *v = !*v);
+    };
+    let apply = move || {
+        let params = draft.get_untracked();
+        let result = engine
+            .try_update_value(|e| e.as_mut().map(|e| e.set_params(Some(index), params)))
+            .flatten();
+        match result {
+            Some(Ok(())) => editing.set(false),
+            Some(Err(e)) => errors.update(|v| v.push(format!("device parameters: {e}"))),
+            None => errors.update(|v| v.push("start the fleet first".to_owned())),
+        }
+    };
     view! {
-        <article class="card" data-testid="device-card">
+        <article class="card" data-testid="device-card" style:top=top style:left=left>
             <header>
                 <span class="id" data-testid="device-id">{field(|d| d.id.clone())}</span>
+                <span
+                    class=move || {
+                        format!("link {}", field(|d| d.link.label().to_owned())())
+                    }
+                    data-testid="device-link"
+                >
+                    {field(|d| d.link.label().to_owned())}
+                </span>
                 <span class="temp">
                     {field(|d| d.temperature.map(|t| format!("{t:.2} °C")).unwrap_or_default())}
                 </span>
@@ -435,28 +910,98 @@ fn DeviceCard(index: usize, snapshot: RwSignal<Snapshot>) -> impl IntoView {
                 </span>
             </header>
             <canvas node_ref=canvas width="320" height="140"></canvas>
+            <footer>
+                <button class="small" data-testid="export-csv" on:click=move |_| export("csv")>
+                    "CSV"
+                </button>
+                <button class="small" data-testid="export-ndjson" on:click=move |_| export("ndjson")>
+                    "NDJSON"
+                </button>
+                <button
+                    class="small"
+                    data-testid="edit-params"
+                    aria-expanded=move || editing.get().to_string()
+                    on:click=move |_| open_editor()
+                >
+                    {field(|d| if d.custom_params { "Parameters*" } else { "Parameters" }.to_owned())}
+                </button>
+            </footer>
+            <Show when=move || editing.get()>
+                <form
+                    class="params"
+                    data-testid="device-params"
+                    on:submit=move |ev| {
+                        ev.prevent_default();
+                        apply();
+                    }
+                >
+                    {PARAM_KEYS
+                        .iter()
+                        .map(|&key| {
+                            view! {
+                                <label>
+                                    {param_label(key)}
+                                    <input
+                                        type="text"
+                                        inputmode="decimal"
+                                        size="5"
+                                        data-testid=format!("device-param-{key}")
+                                        prop:value=move || {
+                                            draft.with(|p| {
+                                                let mut p = *p;
+                                                param_mut(&mut p, key).to_string()
+                                            })
+                                        }
+                                        on:change=move |ev| {
+                                            if let Ok(v) = event_target_value(&ev).trim().parse::<f64>() {
+                                                draft.update(|p| *param_mut(p, key) = v);
+                                            }
+                                        }
+                                    />
+                                </label>
+                            }
+                        })
+                        .collect_view()}
+                    <button type="submit" class="small" data-testid="apply-params">"Apply"</button>
+                </form>
+            </Show>
         </article>
     }
 }
 
-/// The cloud's counters and its latest decisions and alarm changes.
+/// The cloud's counters and its latest commands and alarm changes.
 #[component]
 fn CloudPanel(snapshot: RwSignal<Snapshot>) -> impl IntoView {
-    let stat = move |f: fn(&Snapshot) -> u64| move || snapshot.with(|s| f(s).to_string());
+    let stat = move |f: fn(&Snapshot) -> String| move || snapshot.with(f);
     view! {
         <aside class="cloud" data-testid="cloud">
             <h2>"Cloud"</h2>
             <dl class="stats">
                 <dt>"published"</dt>
-                <dd data-testid="stats-published">{stat(|s| s.stats.published)}</dd>
-                <dt>"stored"</dt>
-                <dd data-testid="stats-stored">{stat(|s| s.stats.stored)}</dd>
+                <dd data-testid="stats-published">{stat(|s| s.stats.published.to_string())}</dd>
+                <dt>"publish rate"</dt>
+                <dd data-testid="stats-rate">{stat(|s| format!("{:.1}/s", s.stats.publish_rate))}</dd>
+                <dt>"acked"</dt>
+                <dd data-testid="stats-acked">{stat(|s| s.stats.transport.acked.to_string())}</dd>
+                <dt>"unacked"</dt>
+                <dd data-testid="stats-unacked">{stat(|s| s.stats.transport.unacked.to_string())}</dd>
+                <dt>"dropped"</dt>
+                <dd data-testid="stats-dropped">{stat(|s| s.stats.transport.dropped.to_string())}</dd>
+                <dt>"connected"</dt>
+                <dd data-testid="stats-links">{stat(|s| format!("{}/{}", s.stats.transport.links_up, s.devices.len()))}</dd>
+                <dt>"reconnects"</dt>
+                <dd data-testid="stats-reconnects">{stat(|s| s.stats.transport.reconnects.to_string())}</dd>
                 <dt>"commands"</dt>
-                <dd data-testid="stats-commands">{stat(|s| s.stats.commands)}</dd>
+                <dd data-testid="stats-commands">{stat(|s| s.stats.commands.to_string())}</dd>
                 <dt>"alarm changes"</dt>
-                <dd data-testid="stats-alarm-changes">{stat(|s| s.stats.alarm_changes)}</dd>
-                <dt>"rejected"</dt>
-                <dd data-testid="stats-rejected">{stat(|s| s.stats.rejected)}</dd>
+                <dd data-testid="stats-alarm-changes">{stat(|s| s.stats.alarm_changes.to_string())}</dd>
+                <dt>"round trip p50/p99"</dt>
+                <dd data-testid="stats-rtt">
+                    {stat(|s| match s.rtt {
+                        Some((p50, p99)) => format!("{p50} / {p99} ms"),
+                        None => "–".to_owned(),
+                    })}
+                </dd>
             </dl>
             <h3>"Latest"</h3>
             <ol class="log" data-testid="log">
@@ -482,34 +1027,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn options_autostart_by_default_and_clamp_what_they_read() {
-        let defaults = Options::parse(None, None, None, None);
-        assert_eq!(
-            defaults,
-            Options {
-                autostart: true,
-                devices: DEFAULT_DEVICES,
-                speed: 1,
-                warmup_s: DEFAULT_WARMUP_S,
-            }
-        );
-        let o = Options::parse(Some("0"), Some("0"), Some("1000"), Some("99999"));
-        assert_eq!(
-            (o.autostart, o.devices, o.speed, o.warmup_s),
-            (false, 1, MAX_SPEED, MAX_WARMUP_S)
-        );
-        let o = Options::parse(Some("false"), Some("99999"), Some("x"), Some("0"));
-        assert_eq!(
-            (o.autostart, o.devices, o.speed, o.warmup_s),
-            (false, MAX_DEVICES, 1, 0)
-        );
-        assert_eq!(
-            Options::parse(Some("1"), Some(" 40 "), None, None).devices,
-            40
-        );
-    }
-
-    #[test]
     fn the_clock_speeds_up_and_does_not_jump_after_a_rebase() {
         let mut c = SimClock::new(1000, 10);
         assert_eq!(c.at(1000), 1000);
@@ -531,5 +1048,32 @@ mod tests {
         );
         let cold = warmed_up_engine(EngineConfig::default(), T0, 0).unwrap();
         assert!(cold.stats().published <= 1);
+    }
+
+    #[test]
+    fn only_the_rows_in_view_and_one_each_side_are_cards() {
+        // 1000 devices, 3 columns, 2.5 rows tall, at the top.
+        let (range, cols) = visible_cards(1000, 3.0 * CARD_W + 10.0, 2.5 * CARD_H, 0.0);
+        assert_eq!(cols, 3);
+        assert_eq!(range, 0..12);
+        // Scrolled to row 100.
+        let (range, _) = visible_cards(1000, 3.0 * CARD_W, 2.5 * CARD_H, 100.0 * CARD_H);
+        assert_eq!(range, 297..312);
+        // The end of the list, and a window narrower than a card.
+        let (range, _) = visible_cards(10, 3.0 * CARD_W, 2.5 * CARD_H, 10_000.0);
+        assert_eq!(range, 10..10);
+        let (range, cols) = visible_cards(5, 100.0, 0.0, 0.0);
+        assert_eq!((range, cols), (0..2, 1));
+    }
+
+    #[test]
+    fn config_json_of_the_local_stack_gives_the_broker_and_anything_else_none() {
+        let local = r#"{"mode":"local","mqtt":{"url":"ws://127.0.0.1:8083/mqtt"}}"#;
+        assert_eq!(
+            broker_from_config(local).as_deref(),
+            Some("ws://127.0.0.1:8083/mqtt")
+        );
+        assert_eq!(broker_from_config("<!doctype html><html>"), None);
+        assert_eq!(broker_from_config(r#"{"mode":"aws"}"#), None);
     }
 }

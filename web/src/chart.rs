@@ -152,6 +152,8 @@ mod tests {
             id: "d".into(),
             commands: 0,
             temperature: Some(30.0),
+            link: crate::transport::LinkState::Up,
+            custom_params: false,
             points: vec![(1, 30.0, 31.0), (2, 25.0, 27.0)],
             markers: vec![],
             humidity: vec![(1, 61.0), (2, 59.5)],
@@ -171,5 +173,79 @@ mod tests {
             ..device
         };
         assert_eq!(humidity_range(&none), (0.0, 100.0));
+    }
+}
+
+/// The overview's layout: `cols` columns of square cells of `cell` px for `n` devices on
+/// a canvas `width` px wide whose height is at most `max_height` px. Returns
+/// `(cols, cell, height)`.
+pub fn overview_layout(n: usize, width: f64, max_height: f64) -> (usize, f64, f64) {
+    if n == 0 || width <= 0.0 {
+        return (1, 0.0, 0.0);
+    }
+    // The largest cell (up to 18 px) with which every device fits.
+    let mut cell = 18.0_f64;
+    loop {
+        let cols = ((width / cell).floor() as usize).max(1);
+        let rows = n.div_ceil(cols);
+        if rows as f64 * cell <= max_height || cell <= 2.0 {
+            return (cols, cell, rows as f64 * cell);
+        }
+        cell -= 1.0;
+    }
+}
+
+/// Draws one cell per device, coloured by its level against the band, grey while its
+/// connection is not up.
+pub fn draw_overview(canvas: &HtmlCanvasElement, snapshot: &crate::view_model::Snapshot) {
+    use wasm_bindgen::JsCast;
+
+    use crate::transport::LinkState;
+    use crate::view_model::Level;
+
+    let width = f64::from(canvas.client_width());
+    let (cols, cell, height) = overview_layout(snapshot.devices.len(), width, 120.0);
+    canvas.set_width(width.max(1.0) as u32);
+    canvas.set_height(height.max(1.0) as u32);
+    let Some(ctx) = canvas
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|c| c.dyn_into::<web_sys::CanvasRenderingContext2d>().ok())
+    else {
+        return;
+    };
+    let gap = if cell >= 6.0 { 1.0 } else { 0.0 };
+    for (i, d) in snapshot.devices.iter().enumerate() {
+        let colour = match (
+            d.link,
+            Level::of(d.temperature, snapshot.band_min, snapshot.band_max),
+        ) {
+            (LinkState::Idle | LinkState::Connecting | LinkState::Retrying, _) => "#c9ced6",
+            (_, Level::Unknown) => "#e4e7eb",
+            (_, Level::Cold) => "#1f77d0",
+            (_, Level::InBand) => "#2ea043",
+            (_, Level::Hot) => "#d62728",
+        };
+        ctx.set_fill_style_str(colour);
+        let x = (i % cols) as f64 * cell;
+        let y = (i / cols) as f64 * cell;
+        ctx.fill_rect(x, y, cell - gap, cell - gap);
+    }
+}
+
+#[cfg(test)]
+mod overview_tests {
+    use super::*;
+
+    #[test]
+    fn every_device_gets_a_cell_within_the_height() {
+        assert_eq!(overview_layout(12, 1000.0, 120.0), (55, 18.0, 18.0));
+        let (cols, cell, height) = overview_layout(1000, 1000.0, 120.0);
+        assert!(cols * (height / cell) as usize >= 1000);
+        assert!(height <= 120.0, "{height}");
+        let (cols, cell, _) = overview_layout(25_000, 1000.0, 120.0);
+        assert_eq!(cell, 2.0);
+        assert_eq!(cols, 500);
     }
 }

@@ -1,27 +1,29 @@
-//! The in-page mode's engine: a fleet on an in-page bus, with the same worker, remediation
-//! and alarm logic as the local stack and the Lambdas (`fleet-pipeline` on a
-//! [`MemoryStore`]), driven by the caller's clock.
+//! The fleet in the page: every virtual device, stepped by the caller's clock, talking to a
+//! cloud through a [`Transport`] (in-page, or MQTT per device).
 //!
-//! No timer per device: one [`Engine::tick`] per animation frame steps every device whose
-//! reading is due, runs the whole batch through the pipeline, and hands the commands back
-//! to their devices through their payloads, as a broker would. A tab that was hidden does
-//! not replay the readings it missed: each device resumes one period later.
+//! No timer per device: one [`Engine::tick`] per animation frame starts the devices the
+//! ramp-up has reached, steps every device whose reading is due, hands the readings to the
+//! transport, and applies what came back: commands to their devices (with the round trip
+//! measured from the reading's `seq`), alarm notices to the cloud panel's log. A tab that
+//! was hidden does not replay the readings it missed: each device resumes one period later.
 
 use std::collections::{HashMap, VecDeque};
 
 use fleet_core::device::ParamsError;
-use fleet_core::payload::{Shape, parse_legacy_command};
+use fleet_core::payload::{Action, Shape};
 use fleet_core::policy::PolicyConfigError;
 use fleet_core::{
-    AlarmNotice, Decision, Device, DeviceId, DeviceParams, Fleet, Incoming, ParseContext, Topic,
+    AlarmNotice, BuildingId, Device, DeviceId, DeviceParams, Fleet, ParseContext, Topic,
     encode_telemetry, parse_command,
 };
-use fleet_pipeline::{MemoryStore, Pipeline, PipelineConfig};
+use fleet_pipeline::PipelineConfig;
 
 use crate::series::{Marker, Point, Series};
+use crate::transport::in_page::InPage;
+use crate::transport::{Inbound, LinkState, Sent, Transport, TransportStats};
 
-/// Settings of an in-page fleet.
-#[derive(Debug, Clone)]
+/// Settings of a fleet.
+#[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {
     /// Number of devices.
     pub devices: usize,
@@ -31,11 +33,11 @@ pub struct EngineConfig {
     pub seed: u64,
     /// The original device parameters, fleet-wide.
     pub params: DeviceParams,
-    /// Worker, remediation and alarm settings.
-    pub pipeline: PipelineConfig,
+    /// Devices started per second by the ramp-up; 0 starts them all at once.
+    pub ramp_per_s: u32,
     /// Points kept per device for its chart.
     pub series_capacity: usize,
-    /// Alarm notices and remediation decisions kept for the cloud panel.
+    /// Commands and alarm notices kept for the cloud panel.
     pub log_capacity: usize,
 }
 
@@ -46,7 +48,7 @@ impl Default for EngineConfig {
             buildings: 3,
             seed: 1,
             params: DeviceParams::default(),
-            pipeline: PipelineConfig::default(),
+            ramp_per_s: 0,
             series_capacity: 300,
             log_capacity: 200,
         }
@@ -62,6 +64,9 @@ pub enum EngineError {
     /// Remediation settings out of range.
     #[error("remediation settings: {0}")]
     Policy(#[from] PolicyConfigError),
+    /// The transport could not be set up.
+    #[error("{0}")]
+    Transport(String),
 }
 
 /// One device with what its card shows.
@@ -73,46 +78,109 @@ pub struct DeviceView {
     pub series: Series,
     /// Commands it received.
     pub commands: u64,
+    /// Whether its parameters differ from the fleet's.
+    pub custom_params: bool,
     next_due_ms: u64,
+    /// Send time of recent readings by `seq % SENT_RING`, for the round trip.
+    sent: [(u64, u64); SENT_RING],
 }
 
+/// Readings per device whose send time is kept to measure a command's round trip.
+const SENT_RING: usize = 64;
+
+/// Round trips kept for the percentiles.
+const RTT_WINDOW: usize = 2048;
+
 /// Counters for the cloud panel.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct EngineStats {
     /// Readings published.
     pub published: u64,
-    /// Readings stored.
-    pub stored: u64,
-    /// Messages rejected.
-    pub rejected: u64,
+    /// Readings published per second (simulated time), over the last second or so.
+    pub publish_rate: f64,
     /// Commands delivered to devices.
     pub commands: u64,
-    /// Alarm state changes.
+    /// Alarm notices received.
     pub alarm_changes: u64,
-    /// Batches the store refused (never with the in-memory store; counted, not hidden).
-    pub store_failures: u64,
+    /// Messages that arrived and could not be read (logged, not applied).
+    pub unreadable: u64,
+    /// Devices started by the ramp-up so far.
+    pub started: usize,
+    /// The transport's counters.
+    pub transport: TransportStats,
 }
 
-/// The in-page fleet and its cloud.
-#[derive(Debug)]
+/// A line of the cloud panel's log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogEntry {
+    /// A command reached a device.
+    Command {
+        /// When, ms.
+        at_ms: u64,
+        /// The device.
+        device: String,
+        /// What it asked.
+        action: Action,
+        /// The device's temperature when it arrived, °C.
+        temperature: Option<f64>,
+        /// Publish → command round trip, ms, when the reading is known.
+        rtt_ms: Option<u64>,
+    },
+    /// An alarm changed state.
+    Alarm(AlarmNotice),
+}
+
+impl LogEntry {
+    /// When it happened, ms.
+    pub fn at_ms(&self) -> u64 {
+        match self {
+            LogEntry::Command { at_ms, .. } => *at_ms,
+            LogEntry::Alarm(a) => a.at_ms,
+        }
+    }
+}
+
+/// The fleet and its link to the cloud.
 pub struct Engine {
     devices: Vec<DeviceView>,
     index: HashMap<DeviceId, usize>,
-    pipeline: Pipeline,
-    store: MemoryStore,
-    period_ms: u64,
-    next_message: u64,
+    transport: Box<dyn Transport>,
+    origin_ms: u64,
+    ramp_per_s: u32,
+    started: usize,
     stats: EngineStats,
-    alarms: VecDeque<AlarmNotice>,
-    remediations: VecDeque<Decision>,
+    rate_window: (u64, u64),
+    rtts: VecDeque<u32>,
+    log: VecDeque<LogEntry>,
     log_capacity: usize,
+    inbound: Vec<Inbound>,
+    params: DeviceParams,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("devices", &self.devices.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Engine {
-    /// A fleet whose first readings are due at `now_ms`, spread over one period.
-    pub fn new(config: EngineConfig, now_ms: u64) -> Result<Engine, EngineError> {
+    /// A fleet whose ramp-up starts at `now_ms`, talking through the transport that
+    /// `transport` builds for its `(building, device)` list.
+    pub fn new(
+        config: EngineConfig,
+        now_ms: u64,
+        transport: impl FnOnce(&[(BuildingId, DeviceId)]) -> Result<Box<dyn Transport>, String>,
+    ) -> Result<Engine, EngineError> {
         let fleet = Fleet::new(config.seed, config.devices, config.buildings, config.params)?;
-        let pipeline = Pipeline::new(config.pipeline)?;
+        let ids: Vec<(BuildingId, DeviceId)> = fleet
+            .devices()
+            .iter()
+            .map(|d| (d.building().clone(), d.id().clone()))
+            .collect();
+        let transport = transport(&ids).map_err(EngineError::Transport)?;
         let period_ms = config.params.update_period_ms();
         let n = fleet.len().max(1) as u64;
         let devices: Vec<DeviceView> = fleet
@@ -123,8 +191,10 @@ impl Engine {
                 device,
                 series: Series::new(config.series_capacity),
                 commands: 0,
+                custom_params: false,
                 // Spread over a period, so a frame steps a share of the fleet, not all of it.
                 next_due_ms: now_ms + period_ms * i as u64 / n,
+                sent: [(u64::MAX, 0); SENT_RING],
             })
             .collect();
         let index = devices
@@ -135,14 +205,31 @@ impl Engine {
         Ok(Engine {
             devices,
             index,
-            pipeline,
-            store: MemoryStore::new(),
-            period_ms,
-            next_message: 0,
+            transport,
+            origin_ms: now_ms,
+            ramp_per_s: config.ramp_per_s,
+            started: 0,
             stats: EngineStats::default(),
-            alarms: VecDeque::new(),
-            remediations: VecDeque::new(),
+            rate_window: (now_ms, 0),
+            rtts: VecDeque::with_capacity(RTT_WINDOW),
+            log: VecDeque::new(),
             log_capacity: config.log_capacity.max(1),
+            inbound: Vec::new(),
+            params: config.params,
+        })
+    }
+
+    /// A fleet with the cloud in the page.
+    pub fn in_page(
+        config: EngineConfig,
+        pipeline: PipelineConfig,
+        now_ms: u64,
+    ) -> Result<Engine, EngineError> {
+        InPage::new(pipeline.clone(), config.devices)?;
+        Engine::new(config, now_ms, move |ids| {
+            InPage::new(pipeline, ids.len())
+                .map(|t| Box::new(t) as Box<dyn Transport>)
+                .map_err(|e| e.to_string())
         })
     }
 
@@ -151,27 +238,91 @@ impl Engine {
         &self.devices
     }
 
+    /// A device's connection state.
+    pub fn link(&self, device: usize) -> LinkState {
+        self.transport.link(device)
+    }
+
+    /// The fleet-wide parameters.
+    pub fn params(&self) -> &DeviceParams {
+        &self.params
+    }
+
     /// Counters since start.
     pub fn stats(&self) -> EngineStats {
-        self.stats
+        EngineStats {
+            transport: self.transport.stats(),
+            started: self.started,
+            ..self.stats
+        }
     }
 
-    /// Recent alarm changes, oldest first.
-    pub fn alarms(&self) -> impl DoubleEndedIterator<Item = &AlarmNotice> + ExactSizeIterator {
-        self.alarms.iter()
+    /// The latest connection problem, in plain words.
+    pub fn problem(&self) -> Option<String> {
+        self.transport.problem()
     }
 
-    /// Recent decisions that sent a command, oldest first.
-    pub fn remediations(&self) -> impl DoubleEndedIterator<Item = &Decision> + ExactSizeIterator {
-        self.remediations.iter()
+    /// Recent commands and alarm changes, oldest first.
+    pub fn log(&self) -> impl DoubleEndedIterator<Item = &LogEntry> + ExactSizeIterator {
+        self.log.iter()
     }
 
-    /// Steps every device whose reading is due at `now_ms`, runs their readings through the
-    /// worker, remediation and alarms, and delivers the commands. Returns how many devices
-    /// published.
+    /// The publish → command round trip's 50th and 99th percentiles over the recent
+    /// commands, ms.
+    pub fn rtt_percentiles(&self) -> Option<(u32, u32)> {
+        if self.rtts.is_empty() {
+            return None;
+        }
+        let mut sorted: Vec<u32> = self.rtts.iter().copied().collect();
+        sorted.sort_unstable();
+        let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+        Some((at(0.5), at(0.99)))
+    }
+
+    /// Sets the parameters of one device, or (`None`) of the whole fleet, overriding every
+    /// per-device setting.
+    pub fn set_params(
+        &mut self,
+        device: Option<usize>,
+        params: DeviceParams,
+    ) -> Result<(), ParamsError> {
+        params.validate()?;
+        match device {
+            Some(i) => {
+                if let Some(view) = self.devices.get_mut(i) {
+                    view.device.set_params(params)?;
+                    view.custom_params = params != self.params;
+                }
+            }
+            None => {
+                self.params = params;
+                for view in &mut self.devices {
+                    view.device.set_params(params)?;
+                    view.custom_params = false;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes every connection now (Stop).
+    pub fn close(&mut self, now_ms: u64) {
+        self.transport.close(now_ms);
+    }
+
+    /// Only the I/O: connections, acknowledgements, commands (while paused).
+    pub fn poll(&mut self, now_ms: u64) {
+        self.transport.poll(now_ms, &mut self.inbound);
+        self.route_inbound(now_ms);
+    }
+
+    /// Starts the devices the ramp-up has reached, steps every started device whose reading
+    /// is due at `now_ms`, and handles what came back. Returns how many devices published.
     pub fn tick(&mut self, now_ms: u64) -> usize {
-        let mut messages: Vec<(String, String, String)> = Vec::new();
-        for view in &mut self.devices {
+        self.ramp(now_ms);
+        let mut published = 0;
+        for i in 0..self.started {
+            let view = &mut self.devices[i];
             if view.next_due_ms > now_ms {
                 continue;
             }
@@ -183,70 +334,87 @@ impl Engine {
                 counterfactual: sample.counterfactual_temperature,
                 humidity: sample.humidity,
             });
-            let payload = encode_telemetry(&view.device.telemetry(&sample, Shape::Current));
-            self.next_message += 1;
-            messages.push((
-                view.device.telemetry_topic(Shape::Current).to_string(),
-                payload,
-                format!("page-{}", self.next_message),
-            ));
+            view.sent[(sample.seq % SENT_RING as u64) as usize] = (sample.seq, now_ms);
+            let period = view.device.params().update_period_ms();
             // Due again one period later; after a pause, a period from now rather than a burst
             // of the readings missed.
-            let next = view.next_due_ms + self.period_ms;
+            let next = view.next_due_ms + period;
             view.next_due_ms = if next <= now_ms {
-                now_ms + self.period_ms
+                now_ms + period
             } else {
                 next
             };
-        }
-        if messages.is_empty() {
-            return 0;
-        }
-        self.stats.published += messages.len() as u64;
-        let batch: Vec<Incoming<'_>> = messages
-            .iter()
-            .map(|(topic, payload, id)| Incoming {
-                topic,
-                payload: payload.as_bytes(),
-                received_ms: now_ms,
-                source_id: id,
-            })
-            .collect();
-        let outcome = match self.pipeline.ingest(&mut self.store, &batch, now_ms) {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                self.stats.store_failures += 1;
-                return messages.len();
+            let topic = view.device.telemetry_topic(Shape::Current).to_string();
+            let payload = encode_telemetry(&view.device.telemetry(&sample, Shape::Current));
+            if self
+                .transport
+                .publish(now_ms, i, &topic, payload.as_bytes())
+                == Sent::Queued
+            {
+                published += 1;
             }
-        };
-        self.stats.stored += outcome.stored.len() as u64;
-        self.stats.rejected += outcome.rejected.len() as u64;
-        self.stats.alarm_changes += outcome.alarms.len() as u64;
-        for notice in outcome.alarms {
-            push_bounded(&mut self.alarms, notice, self.log_capacity);
         }
-        for decision in outcome
-            .decisions
-            .into_iter()
-            .filter(|d| d.command.is_some())
-        {
-            push_bounded(&mut self.remediations, decision, self.log_capacity);
+        self.stats.published += published as u64;
+        self.poll(now_ms);
+        self.measure_rate(now_ms);
+        published
+    }
+
+    fn ramp(&mut self, now_ms: u64) {
+        let n = self.devices.len();
+        while self.started < n {
+            let due = match self.ramp_per_s {
+                0 => self.origin_ms,
+                rate => self.origin_ms + self.started as u64 * 1000 / u64::from(rate),
+            };
+            if due > now_ms {
+                break;
+            }
+            let i = self.started;
+            self.transport.open(now_ms, i);
+            let view = &mut self.devices[i];
+            view.next_due_ms = view.next_due_ms.max(now_ms);
+            self.started += 1;
         }
-        for publication in &outcome.commands {
-            self.deliver(&publication.topic, publication.payload.as_bytes(), now_ms);
+    }
+
+    fn measure_rate(&mut self, now_ms: u64) {
+        let (since, at_start) = self.rate_window;
+        let elapsed = now_ms.saturating_sub(since);
+        if elapsed >= 1000 {
+            self.stats.publish_rate =
+                (self.stats.published - at_start) as f64 * 1000.0 / elapsed as f64;
+            self.rate_window = (now_ms, self.stats.published);
         }
-        messages.len()
+    }
+
+    fn route_inbound(&mut self, now_ms: u64) {
+        let mut inbound = std::mem::take(&mut self.inbound);
+        for message in inbound.drain(..) {
+            match Topic::parse(&message.topic) {
+                Ok(Topic::Command { device, .. }) => {
+                    self.deliver(&device, &message.payload, now_ms)
+                }
+                Ok(Topic::Alarms) => match AlarmNotice::from_json(&message.payload) {
+                    Ok(notice) => {
+                        self.stats.alarm_changes += 1;
+                        self.push_log(LogEntry::Alarm(notice));
+                    }
+                    Err(_) => self.stats.unreadable += 1,
+                },
+                // Legacy commands have no taker here: the page's devices speak the current
+                // protocol.
+                _ => self.stats.unreadable += 1,
+            }
+        }
+        self.inbound = inbound;
     }
 
     /// What a subscribed device does with a message on its command topic.
-    fn deliver(&mut self, topic: &Topic, payload: &[u8], now_ms: u64) {
+    fn deliver(&mut self, device: &DeviceId, payload: &[u8], now_ms: u64) {
         let ctx = ParseContext::new(now_ms);
-        let Topic::Command { device, .. } = topic else {
-            // In-page devices speak the current protocol; a legacy command has no taker.
-            let _ = parse_legacy_command(payload, &ctx);
-            return;
-        };
         let (Some(&i), Ok(command)) = (self.index.get(device), parse_command(payload, &ctx)) else {
+            self.stats.unreadable += 1;
             return;
         };
         let view = &mut self.devices[i];
@@ -257,15 +425,33 @@ impl Engine {
             action: command.action,
         });
         view.commands += 1;
+        let rtt_ms = command.reading_seq.and_then(|seq| {
+            let (sent_seq, sent_at) = view.sent[(seq % SENT_RING as u64) as usize];
+            (sent_seq == seq).then(|| now_ms.saturating_sub(sent_at))
+        });
+        let entry = LogEntry::Command {
+            at_ms: now_ms,
+            device: device.to_string(),
+            action: command.action,
+            temperature: view.series.last().map(|p| p.temperature),
+            rtt_ms,
+        };
         self.stats.commands += 1;
+        if let Some(rtt) = rtt_ms {
+            if self.rtts.len() == RTT_WINDOW {
+                self.rtts.pop_front();
+            }
+            self.rtts.push_back(u32::try_from(rtt).unwrap_or(u32::MAX));
+        }
+        self.push_log(entry);
     }
-}
 
-fn push_bounded<T>(queue: &mut VecDeque<T>, item: T, cap: usize) {
-    if queue.len() == cap {
-        queue.pop_front();
+    fn push_log(&mut self, entry: LogEntry) {
+        if self.log.len() == self.log_capacity {
+            self.log.pop_front();
+        }
+        self.log.push_back(entry);
     }
-    queue.push_back(item);
 }
 
 #[cfg(test)]
@@ -274,6 +460,10 @@ mod tests {
 
     /// 2025-11-27T08:00:00Z: readings need a plausible clock (ts 0 is rejected).
     const T0: u64 = 1_764_230_400_000;
+
+    fn in_page(config: EngineConfig, now: u64) -> Engine {
+        Engine::in_page(config, PipelineConfig::default(), now).unwrap()
+    }
 
     fn run(engine: &mut Engine, from: u64, until: u64, step: u64) {
         let mut now = T0 + from;
@@ -289,7 +479,7 @@ mod tests {
             devices: 20,
             ..EngineConfig::default()
         };
-        let mut engine = Engine::new(config, T0).unwrap();
+        let mut engine = in_page(config, T0);
         // Ten simulated minutes at 60 frames a second.
         run(&mut engine, 0, 600_000, 16);
         let stats = engine.stats();
@@ -299,10 +489,14 @@ mod tests {
             "{}",
             stats.published
         );
-        assert_eq!(stats.stored, stats.published);
-        assert_eq!(stats.rejected, 0);
+        assert_eq!(stats.transport.acked, stats.published);
+        assert_eq!(stats.transport.unacked, 0);
+        assert_eq!(stats.unreadable, 0);
         assert!(stats.commands >= 20, "only {} commands", stats.commands);
-        assert!(engine.remediations().count() > 0 && engine.alarms().count() > 0);
+        assert!(stats.alarm_changes > 0);
+        // Commands come back in the same frame in page: a round trip of 0 ms.
+        assert_eq!(engine.rtt_percentiles(), Some((0, 0)));
+        assert!(stats.publish_rate > 9.0 && stats.publish_rate < 11.0);
         // A remediated device's curve departs from the one it would have had.
         let diverged = engine.devices().iter().any(|d| {
             d.series
@@ -311,18 +505,25 @@ mod tests {
         });
         assert!(diverged);
         assert!(engine.devices().iter().all(|d| d.commands > 0));
+        assert!(engine.log().any(|e| matches!(
+            e,
+            LogEntry::Command {
+                rtt_ms: Some(0),
+                ..
+            }
+        )));
+        assert!(engine.log().any(|e| matches!(e, LogEntry::Alarm(_))));
     }
 
     #[test]
     fn a_paused_tab_resumes_without_a_burst() {
-        let mut engine = Engine::new(
+        let mut engine = in_page(
             EngineConfig {
                 devices: 5,
                 ..EngineConfig::default()
             },
-            0,
-        )
-        .unwrap();
+            T0,
+        );
         run(&mut engine, 0, 10_000, 100);
         let before = engine.stats().published;
         // Hidden for a minute: the next frame steps each device once, not 30 times.
@@ -333,18 +534,76 @@ mod tests {
 
     #[test]
     fn devices_are_spread_over_a_period() {
-        let mut engine = Engine::new(
+        let mut engine = in_page(
             EngineConfig {
                 devices: 100,
                 ..EngineConfig::default()
             },
-            0,
-        )
-        .unwrap();
-        let first_frame = engine.tick(16);
+            T0,
+        );
+        let first_frame = engine.tick(T0 + 16);
         assert!(
             first_frame < 10,
             "{first_frame} of 100 devices in the first frame"
         );
+    }
+
+    #[test]
+    fn the_ramp_up_starts_devices_at_its_pace() {
+        let mut engine = in_page(
+            EngineConfig {
+                devices: 10,
+                ramp_per_s: 4,
+                ..EngineConfig::default()
+            },
+            T0,
+        );
+        engine.tick(T0);
+        assert_eq!(engine.stats().started, 1);
+        assert_eq!(engine.link(0), LinkState::Up);
+        assert_eq!(engine.link(1), LinkState::Idle);
+        engine.tick(T0 + 1000);
+        assert_eq!(engine.stats().started, 5);
+        run(&mut engine, 1000, 10_000, 50);
+        assert_eq!(engine.stats().started, 10);
+        // Devices publish only once started: the last one started at 2.25 s.
+        assert!(engine.devices()[9].series.len() <= 4);
+        assert!(engine.devices()[0].series.len() >= 5);
+    }
+
+    #[test]
+    fn parameters_change_fleet_wide_or_per_device_and_bad_ones_are_refused() {
+        let mut engine = in_page(EngineConfig::default(), T0);
+        let fast = DeviceParams {
+            update_frequency_s: 1.0,
+            ..DeviceParams::default()
+        };
+        engine.set_params(Some(3), fast).unwrap();
+        assert!(engine.devices()[3].custom_params);
+        assert!(!engine.devices()[2].custom_params);
+        run(&mut engine, 0, 20_000, 50);
+        let n3 = engine.devices()[3].series.len();
+        let n2 = engine.devices()[2].series.len();
+        assert!(n3 >= 2 * n2 - 2, "{n3} vs {n2}");
+        let bad = DeviceParams {
+            update_frequency_s: f64::NAN,
+            ..DeviceParams::default()
+        };
+        assert!(engine.set_params(None, bad).is_err());
+        engine.set_params(None, fast).unwrap();
+        assert!(engine.devices().iter().all(|d| !d.custom_params));
+        assert_eq!(engine.params().update_frequency_s, 1.0);
+    }
+
+    #[test]
+    fn after_close_nothing_is_sent_and_links_are_idle() {
+        let mut engine = in_page(EngineConfig::default(), T0);
+        run(&mut engine, 0, 5000, 50);
+        engine.close(T0 + 5000);
+        assert_eq!(engine.link(0), LinkState::Idle);
+        let before = engine.stats().published;
+        run(&mut engine, 5050, 10_000, 50);
+        assert_eq!(engine.stats().published, before);
+        assert!(engine.stats().transport.dropped > 0);
     }
 }

@@ -29,7 +29,10 @@
 pub mod app;
 pub mod chart;
 pub mod engine;
+pub mod export;
 pub mod series;
+pub mod settings;
+pub mod transport;
 pub mod view_model;
 
 pub use engine::{Engine, EngineConfig, EngineStats};

@@ -77,6 +77,16 @@ impl Series {
         self.markers.iter()
     }
 
+    /// How many points are kept.
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    /// Whether no point is kept yet.
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
     /// The newest point.
     pub fn last(&self) -> Option<&Point> {
         self.points.back()

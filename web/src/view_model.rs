@@ -3,10 +3,10 @@
 
 use fleet_core::payload::Action;
 
-use crate::engine::{Engine, EngineStats};
+use std::ops::Range;
 
-/// Cards drawn at most; the overview strip still shows every device.
-pub const MAX_CARDS: usize = 48;
+use crate::engine::{Engine, EngineStats, LogEntry};
+use crate::transport::LinkState;
 
 /// Remediation and alarm lines kept for the cloud panel.
 pub const LOG_LINES: usize = 8;
@@ -46,7 +46,8 @@ impl Level {
     }
 }
 
-/// One device, as its tile and card show it.
+/// One device, as its tile and card show it. The curves are only copied for the cards on
+/// screen (see [`Snapshot::of`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceSnap {
     /// Device id.
@@ -55,6 +56,10 @@ pub struct DeviceSnap {
     pub commands: u64,
     /// Latest temperature, °C.
     pub temperature: Option<f64>,
+    /// Its connection.
+    pub link: LinkState,
+    /// Whether it runs with its own parameters.
+    pub custom_params: bool,
     /// `(seq, temperature, counterfactual)`, oldest first.
     pub points: Vec<(u64, f64, f64)>,
     /// `(seq, action)` of the commands within the points' range.
@@ -68,10 +73,42 @@ pub struct DeviceSnap {
 pub struct LogLine {
     /// When, ms since the Unix epoch.
     pub at_ms: u64,
-    /// `"remediation"` or `"alarm"` (also the line's CSS class).
+    /// `"command"` or `"alarm"` (also the line's CSS class).
     pub kind: &'static str,
     /// The line.
     pub text: String,
+}
+
+impl LogLine {
+    fn of(entry: &LogEntry) -> LogLine {
+        match entry {
+            LogEntry::Command {
+                at_ms,
+                device,
+                action,
+                temperature,
+                rtt_ms,
+            } => {
+                let mut text = format!("{device} {action}", action = action.as_str());
+                if let Some(t) = temperature {
+                    text.push_str(&format!(" at {t:.2} °C"));
+                }
+                if let Some(rtt) = rtt_ms {
+                    text.push_str(&format!(", {rtt} ms"));
+                }
+                LogLine {
+                    at_ms: *at_ms,
+                    kind: "command",
+                    text,
+                }
+            }
+            LogEntry::Alarm(a) => LogLine {
+                at_ms: a.at_ms,
+                kind: "alarm",
+                text: format!("{} {} → {} ({:.2})", a.alarm, a.previous, a.state, a.value),
+            },
+        }
+    }
 }
 
 /// Everything the UI draws at one moment.
@@ -83,9 +120,13 @@ pub struct Snapshot {
     pub band_max: f64,
     /// Every device, in id order.
     pub devices: Vec<DeviceSnap>,
-    /// Cloud counters.
+    /// Counters.
     pub stats: EngineStats,
-    /// Latest remediations and alarm changes, newest first.
+    /// Publish → command round trip, p50 and p99, ms.
+    pub rtt: Option<(u32, u32)>,
+    /// The latest connection problem, in plain words.
+    pub problem: Option<String>,
+    /// Latest commands and alarm changes, newest first.
     pub log: Vec<LogLine>,
 }
 
@@ -96,58 +137,64 @@ impl Default for Snapshot {
             band_max: 28.0,
             devices: Vec::new(),
             stats: EngineStats::default(),
+            rtt: None,
+            problem: None,
             log: Vec::new(),
         }
     }
 }
 
 impl Snapshot {
-    /// Copies what the UI shows out of `engine`, with the band `[band_min, band_max]`.
-    pub fn of(engine: &Engine, band_min: f64, band_max: f64) -> Snapshot {
+    /// Copies what the UI shows out of `engine`, with the band `[band_min, band_max]`; the
+    /// curves only of the devices in `visible` (the cards on screen).
+    pub fn of(engine: &Engine, band_min: f64, band_max: f64, visible: Range<usize>) -> Snapshot {
         let devices = engine
             .devices()
             .iter()
-            .map(|d| DeviceSnap {
-                id: d.device.id().to_string(),
-                commands: d.commands,
-                temperature: d.series.last().map(|p| p.temperature),
-                points: d
-                    .series
-                    .points()
-                    .map(|p| (p.seq, p.temperature, p.counterfactual))
-                    .collect(),
-                markers: d.series.markers().map(|m| (m.seq, m.action)).collect(),
-                humidity: d.series.points().map(|p| (p.seq, p.humidity)).collect(),
+            .enumerate()
+            .map(|(i, d)| {
+                let drawn = visible.contains(&i);
+                DeviceSnap {
+                    id: d.device.id().to_string(),
+                    commands: d.commands,
+                    temperature: d.series.last().map(|p| p.temperature),
+                    link: engine.link(i),
+                    custom_params: d.custom_params,
+                    points: if drawn {
+                        d.series
+                            .points()
+                            .map(|p| (p.seq, p.temperature, p.counterfactual))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
+                    markers: if drawn {
+                        d.series.markers().map(|m| (m.seq, m.action)).collect()
+                    } else {
+                        Vec::new()
+                    },
+                    humidity: if drawn {
+                        d.series.points().map(|p| (p.seq, p.humidity)).collect()
+                    } else {
+                        Vec::new()
+                    },
+                }
             })
             .collect();
         let mut log: Vec<LogLine> = engine
-            .remediations()
+            .log()
             .rev()
             .take(LOG_LINES)
-            .map(|d| LogLine {
-                at_ms: d.at_ms,
-                kind: "remediation",
-                text: format!(
-                    "{} {} ({}, {:.2} °C)",
-                    d.device,
-                    d.command.as_ref().map_or("none", |c| c.action.as_str()),
-                    d.reason.code(),
-                    d.temperature
-                ),
-            })
-            .chain(engine.alarms().rev().take(LOG_LINES).map(|a| LogLine {
-                at_ms: a.at_ms,
-                kind: "alarm",
-                text: format!("{} {} → {} ({:.2})", a.alarm, a.previous, a.state, a.value),
-            }))
+            .map(LogLine::of)
             .collect();
         log.sort_by_key(|l| std::cmp::Reverse(l.at_ms));
-        log.truncate(LOG_LINES);
         Snapshot {
             band_min,
             band_max,
             devices,
             stats: engine.stats(),
+            rtt: engine.rtt_percentiles(),
+            problem: engine.problem(),
             log,
         }
     }
@@ -157,6 +204,7 @@ impl Snapshot {
 mod tests {
     use super::*;
     use crate::engine::EngineConfig;
+    use fleet_pipeline::PipelineConfig;
 
     const T0: u64 = 1_764_230_400_000;
 
@@ -170,17 +218,23 @@ mod tests {
 
     #[test]
     fn a_snapshot_copies_devices_stats_and_a_short_newest_first_log() {
-        let mut engine = Engine::new(EngineConfig::default(), T0).unwrap();
+        let mut engine =
+            Engine::in_page(EngineConfig::default(), PipelineConfig::default(), T0).unwrap();
         let mut now = T0;
         while now <= T0 + 300_000 {
             engine.tick(now);
             now += 50;
         }
-        let snap = Snapshot::of(&engine, 26.0, 28.0);
+        let snap = Snapshot::of(&engine, 26.0, 28.0, 0..4);
         assert_eq!(snap.devices.len(), 12);
         assert_eq!(snap.stats, engine.stats());
-        assert!(snap.devices.iter().all(|d| !d.points.is_empty()));
-        assert!(snap.devices.iter().any(|d| !d.markers.is_empty()));
+        // Curves only for the cards on screen; the tiles' fields for every device.
+        assert!(snap.devices[..4].iter().all(|d| !d.points.is_empty()));
+        assert!(snap.devices[4..].iter().all(|d| d.points.is_empty()));
+        assert!(snap.devices.iter().all(|d| d.temperature.is_some()));
+        assert!(snap.devices.iter().all(|d| d.link == LinkState::Up));
+        assert!(snap.devices[..4].iter().any(|d| !d.markers.is_empty()));
+        assert_eq!(snap.rtt, Some((0, 0)));
         assert!(!snap.log.is_empty() && snap.log.len() <= LOG_LINES);
         assert!(snap.log.windows(2).all(|w| w[0].at_ms >= w[1].at_ms));
     }

@@ -1,0 +1,266 @@
+//! The page's settings and their one text form, a query string: the shareable URL and the
+//! copy kept in `localStorage` are the same thing. Precedence: defaults, then the stored
+//! copy, then the URL. A value that cannot be used is reported in plain words and the
+//! previous one is kept.
+//!
+//! Nothing secret is ever a setting: the AWS mode's credentials will live elsewhere.
+
+use fleet_core::DeviceParams;
+
+/// The largest fleet the page runs.
+pub const MAX_DEVICES: usize = 1000;
+
+/// The largest speed-up (in-page mode only).
+pub const MAX_SPEED: u64 = 100;
+
+/// The longest history simulated at start, seconds (in-page mode only).
+pub const MAX_WARMUP_S: u64 = 3600;
+
+/// Where the cloud is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Use the local stack if the page's host serves `config.json`, otherwise in-page.
+    Auto,
+    /// The cloud runs in the page.
+    InPage,
+    /// `fleet local`'s broker over WebSocket.
+    Local,
+}
+
+impl Mode {
+    /// The query-string value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Auto => "auto",
+            Mode::InPage => "in-page",
+            Mode::Local => "local",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "auto" => Some(Mode::Auto),
+            "in-page" | "inpage" => Some(Mode::InPage),
+            "local" => Some(Mode::Local),
+            _ => None,
+        }
+    }
+}
+
+/// Everything the controls set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Where the cloud is.
+    pub mode: Mode,
+    /// Broker WebSocket URL for local mode; `None` takes it from `config.json`.
+    pub broker: Option<String>,
+    /// Number of devices.
+    pub devices: usize,
+    /// Buildings.
+    pub buildings: usize,
+    /// Devices started per second (0: all at once).
+    pub ramp_per_s: u32,
+    /// Seed of phases and noise.
+    pub seed: u64,
+    /// Fleet-wide device parameters.
+    pub params: DeviceParams,
+    /// Simulated ms per real ms (in-page mode).
+    pub speed: u64,
+    /// Simulated seconds run at start (in-page mode).
+    pub warmup_s: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            mode: Mode::Auto,
+            broker: None,
+            devices: 12,
+            buildings: 3,
+            ramp_per_s: 50,
+            seed: 1,
+            params: DeviceParams::default(),
+            speed: 1,
+            warmup_s: 300,
+        }
+    }
+}
+
+impl Settings {
+    /// Applies `key=value` pairs over `self`. Unknown keys are ignored (the URL may carry
+    /// other things); bad values are reported and leave the setting as it was.
+    pub fn apply<'a>(
+        &mut self,
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+        warnings: &mut Vec<String>,
+    ) {
+        for (key, value) in pairs {
+            let value = value.trim();
+            let mut bad = |what: &str| warnings.push(format!("{key}={value:?}: {what}; ignored"));
+            match key {
+                "mode" => match Mode::parse(value) {
+                    Some(m) => self.mode = m,
+                    None => bad("use auto, in-page or local"),
+                },
+                "broker" if value.is_empty() => self.broker = None,
+                "broker" => {
+                    if value.starts_with("ws://") || value.starts_with("wss://") {
+                        self.broker = Some(value.to_owned());
+                    } else {
+                        bad("a broker URL starts with ws:// or wss://");
+                    }
+                }
+                "devices" => match value.parse::<usize>() {
+                    Ok(n) if (1..=MAX_DEVICES).contains(&n) => self.devices = n,
+                    _ => bad(&format!("a whole number from 1 to {MAX_DEVICES}")),
+                },
+                "buildings" => match value.parse::<usize>() {
+                    Ok(n) if (1..=1000).contains(&n) => self.buildings = n,
+                    _ => bad("a whole number from 1 to 1000"),
+                },
+                "ramp" => match value.parse::<u32>() {
+                    Ok(n) if n <= 10_000 => self.ramp_per_s = n,
+                    _ => bad("devices per second, 0 to 10000 (0: all at once)"),
+                },
+                "seed" => match value.parse::<u64>() {
+                    Ok(n) => self.seed = n,
+                    _ => bad("a whole number"),
+                },
+                "speed" => match value.parse::<u64>() {
+                    Ok(n) if (1..=MAX_SPEED).contains(&n) => self.speed = n,
+                    _ => bad(&format!("a whole number from 1 to {MAX_SPEED}")),
+                },
+                "warmup" => match value.parse::<u64>() {
+                    Ok(n) if n <= MAX_WARMUP_S => self.warmup_s = n,
+                    _ => bad(&format!("seconds, 0 to {MAX_WARMUP_S}")),
+                },
+                "velocity" | "frequency" | "factor" | "min_temp" | "min_hum" => {
+                    let Ok(v) = value.parse::<f64>() else {
+                        bad("a number");
+                        continue;
+                    };
+                    let mut params = self.params;
+                    *param_mut(&mut params, key) = v;
+                    match params.validate() {
+                        Ok(()) => self.params = params,
+                        Err(e) => bad(&e.to_string()),
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The settings that differ from the defaults, as a query string (without `?`), in a
+    /// fixed order.
+    pub fn to_query(&self) -> String {
+        let d = Settings::default();
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        if self.mode != d.mode {
+            pairs.push(("mode", self.mode.as_str().to_owned()));
+        }
+        if let Some(b) = &self.broker {
+            pairs.push(("broker", b.clone()));
+        }
+        let numbers = [
+            ("devices", self.devices as u64, d.devices as u64),
+            ("buildings", self.buildings as u64, d.buildings as u64),
+            ("ramp", u64::from(self.ramp_per_s), u64::from(d.ramp_per_s)),
+            ("seed", self.seed, d.seed),
+            ("speed", self.speed, d.speed),
+            ("warmup", self.warmup_s, d.warmup_s),
+        ];
+        for (key, v, default) in numbers {
+            if v != default {
+                pairs.push((key, v.to_string()));
+            }
+        }
+        for key in PARAM_KEYS {
+            let mut p = self.params;
+            let v = *param_mut(&mut p, key);
+            let mut dp = d.params;
+            if v != *param_mut(&mut dp, key) {
+                pairs.push((key, v.to_string()));
+            }
+        }
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", encode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+/// The device parameters' query keys, in display order.
+pub const PARAM_KEYS: [&str; 5] = ["velocity", "frequency", "factor", "min_temp", "min_hum"];
+
+/// The parameter behind a query key. Keys come from [`PARAM_KEYS`].
+pub fn param_mut<'a>(params: &'a mut DeviceParams, key: &str) -> &'a mut f64 {
+    match key {
+        "velocity" => &mut params.velocity,
+        "frequency" => &mut params.update_frequency_s,
+        "factor" => &mut params.remediation_factor,
+        "min_temp" => &mut params.min_temp,
+        _ => &mut params.min_hum,
+    }
+}
+
+/// Percent-encodes what a query value cannot hold as is.
+fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' | b':' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(q: &str) -> Vec<(&str, &str)> {
+        q.split('&').filter_map(|kv| kv.split_once('=')).collect()
+    }
+
+    #[test]
+    fn defaults_give_an_empty_query_and_changes_round_trip() {
+        assert_eq!(Settings::default().to_query(), "");
+        let mut s = Settings::default();
+        let mut warnings = Vec::new();
+        s.apply(
+            pairs("mode=local&broker=ws://127.0.0.1:8083/mqtt&devices=200&ramp=0&velocity=2.5&frequency=1"),
+            &mut warnings,
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(s.mode, Mode::Local);
+        assert_eq!(s.devices, 200);
+        assert_eq!(s.params.velocity, 2.5);
+        let q = s.to_query();
+        assert_eq!(
+            q,
+            "mode=local&broker=ws://127.0.0.1:8083/mqtt&devices=200&ramp=0&velocity=2.5&frequency=1"
+        );
+        let mut back = Settings::default();
+        back.apply(pairs(&q), &mut warnings);
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn bad_values_are_reported_and_leave_the_setting_as_it_was() {
+        let mut s = Settings::default();
+        let mut warnings = Vec::new();
+        s.apply(
+            pairs("devices=0&devices=abc&speed=1000&mode=cloud&broker=http://x&frequency=NaN&frequency=-1&other=1"),
+            &mut warnings,
+        );
+        assert_eq!(s, Settings::default());
+        assert_eq!(warnings.len(), 7, "{warnings:?}");
+        assert!(warnings[0].starts_with("devices=\"0\""), "{}", warnings[0]);
+        assert!(warnings[4].contains("ws://"), "{}", warnings[4]);
+    }
+}

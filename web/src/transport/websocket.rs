@@ -1,0 +1,124 @@
+//! The browser's WebSocket as a [`Connector`]: subprotocol `mqtt`, binary frames, one MQTT
+//! transmit buffer per frame.
+//!
+//! The socket callbacks only push events into a shared queue; the frame loop drains it in
+//! [`Connector::events`]. So no MQTT state is touched from inside a JavaScript callback, and
+//! the order of events per socket is kept.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
+use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
+
+use super::mqtt::{Connector, LinkKey, Socket, SocketEvent};
+
+type Queue = Rc<RefCell<Vec<(LinkKey, SocketEvent)>>>;
+
+/// Opens browser WebSockets.
+#[derive(Debug, Default)]
+pub struct WsConnector {
+    queue: Queue,
+}
+
+impl WsConnector {
+    /// A connector with an empty event queue.
+    pub fn new() -> WsConnector {
+        WsConnector::default()
+    }
+}
+
+/// One browser WebSocket and the callbacks it holds. Dropping it detaches the callbacks
+/// (so none runs after its closure is freed) and closes the socket.
+pub struct WsSocket {
+    ws: WebSocket,
+    _on_open: Closure<dyn FnMut()>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+impl Drop for WsSocket {
+    fn drop(&mut self) {
+        self.ws.set_onopen(None);
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        self.ws.set_onerror(None);
+        let _ = self.ws.close();
+    }
+}
+
+impl Socket for WsSocket {
+    fn send(&mut self, data: &[u8]) -> Result<(), String> {
+        self.ws
+            .send_with_u8_array(data)
+            .map_err(|e| format!("could not send on the WebSocket: {}", js_text(&e)))
+    }
+}
+
+impl Connector for WsConnector {
+    type Socket = WsSocket;
+
+    fn open(&mut self, url: &str, key: LinkKey) -> Result<WsSocket, String> {
+        let ws = WebSocket::new_with_str(url, "mqtt")
+            .map_err(|e| format!("bad broker URL {url:?}: {}", js_text(&e)))?;
+        ws.set_binary_type(BinaryType::Arraybuffer);
+        let opened = Rc::new(Cell::new(false));
+
+        let queue = Rc::clone(&self.queue);
+        let was_opened = Rc::clone(&opened);
+        let on_open = Closure::<dyn FnMut()>::new(move || {
+            was_opened.set(true);
+            queue.borrow_mut().push((key, SocketEvent::Opened));
+        });
+        let queue = Rc::clone(&self.queue);
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+            if let Ok(buf) = ev.data().dyn_into::<js_sys::ArrayBuffer>() {
+                let bytes = js_sys::Uint8Array::new(&buf).to_vec();
+                queue.borrow_mut().push((key, SocketEvent::Data(bytes)));
+            }
+        });
+        let queue = Rc::clone(&self.queue);
+        let target = url.to_owned();
+        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |ev: CloseEvent| {
+            let why = close_reason(&target, opened.get(), ev.code(), &ev.reason());
+            queue.borrow_mut().push((key, SocketEvent::Closed(why)));
+        });
+        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        Ok(WsSocket {
+            ws,
+            _on_open: on_open,
+            _on_message: on_message,
+            _on_close: on_close,
+        })
+    }
+
+    fn events(&mut self, out: &mut Vec<(LinkKey, SocketEvent)>) {
+        out.append(&mut self.queue.borrow_mut());
+    }
+}
+
+/// Why a WebSocket closed, in plain words. Browsers hide the cause of a failed connection
+/// (code 1006, no reason) on purpose, so "unreachable" is as precise as a page can be.
+pub fn close_reason(url: &str, opened: bool, code: u16, reason: &str) -> Option<String> {
+    match (opened, code) {
+        (false, _) => Some(format!(
+            "the broker at {url} is unreachable (is `fleet local` running?)"
+        )),
+        (true, 1000) => None,
+        (true, _) if !reason.is_empty() => Some(format!(
+            "the connection to {url} closed: {reason} (code {code})"
+        )),
+        (true, _) => Some(format!("the connection to {url} was lost (code {code})")),
+    }
+}
+
+fn js_text(value: &wasm_bindgen::JsValue) -> String {
+    value
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| value.as_string())
+        .unwrap_or_else(|| format!("{value:?}"))
+}

@@ -1,0 +1,228 @@
+//! The page's MQTT transport (one session per device, plus the alarm watcher) against the
+//! real local stack, natively over TCP: the same code the page drives over WebSocket.
+//! Readings land in the stack's database, commands come back to the right devices, and
+//! a stack restart is an outage the devices ride out without losing an acknowledged reading.
+#![cfg(not(target_arch = "wasm32"))]
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fleet_core::DeviceParams;
+use fleet_local::{LocalConfig, LocalStack, SqliteStore};
+use fleet_web::engine::{Engine, EngineConfig};
+use fleet_web::transport::mqtt::{
+    Connector, LinkKey, MqttConfig, MqttTransport, Socket, SocketEvent,
+};
+use fleet_web::transport::{LinkState, Transport};
+
+/// Plain TCP sockets, read without blocking whenever the transport asks for events.
+#[derive(Default)]
+struct TcpConnector {
+    open: HashMap<usize, (u32, TcpStream)>,
+    events: Vec<(LinkKey, SocketEvent)>,
+}
+
+struct TcpSocket(TcpStream);
+
+impl Socket for TcpSocket {
+    fn send(&mut self, data: &[u8]) -> Result<(), String> {
+        // Test traffic is small: a blocking write is fine here.
+        self.0.set_nonblocking(false).map_err(|e| e.to_string())?;
+        let r = self.0.write_all(data).map_err(|e| e.to_string());
+        let _ = self.0.set_nonblocking(true);
+        r
+    }
+}
+
+impl Drop for TcpSocket {
+    fn drop(&mut self) {
+        let _ = self.0.shutdown(Shutdown::Both);
+    }
+}
+
+impl Connector for TcpConnector {
+    type Socket = TcpSocket;
+
+    fn open(&mut self, url: &str, key: LinkKey) -> Result<TcpSocket, String> {
+        let addr = url.trim_start_matches("tcp://");
+        match TcpStream::connect(addr) {
+            Ok(stream) => {
+                stream.set_nonblocking(true).unwrap();
+                self.open
+                    .insert(key.index, (key.generation, stream.try_clone().unwrap()));
+                self.events.push((key, SocketEvent::Opened));
+                Ok(TcpSocket(stream))
+            }
+            Err(e) => Err(format!("the broker at {addr} is unreachable: {e}")),
+        }
+    }
+
+    fn events(&mut self, out: &mut Vec<(LinkKey, SocketEvent)>) {
+        out.append(&mut self.events);
+        let mut closed = Vec::new();
+        for (&index, (generation, stream)) in &mut self.open {
+            let key = LinkKey {
+                index,
+                generation: *generation,
+            };
+            let mut buf = [0_u8; 16 * 1024];
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(0) => {
+                        out.push((key, SocketEvent::Closed(None)));
+                        closed.push(index);
+                        break;
+                    }
+                    Ok(n) => out.push((key, SocketEvent::Data(buf[..n].to_vec()))),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        out.push((key, SocketEvent::Closed(Some(e.to_string()))));
+                        closed.push(index);
+                        break;
+                    }
+                }
+            }
+        }
+        for index in closed {
+            self.open.remove(&index);
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn start_stack(rt: &tokio::runtime::Runtime, dir: &Path, mqtt: SocketAddr) -> LocalStack {
+    let config = LocalConfig {
+        mqtt: Some(mqtt),
+        ws: None,
+        mqtts: None,
+        http: None,
+        ..LocalConfig::ephemeral(dir)
+    };
+    rt.block_on(LocalStack::start(config)).unwrap()
+}
+
+/// Ticks `engine` every 5 ms until `done` holds or `limit` passes.
+fn run_until(engine: &mut Engine, limit: Duration, mut done: impl FnMut(&Engine) -> bool) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        engine.tick(now_ms());
+        if done(engine) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+#[test]
+fn devices_publish_get_commands_and_ride_out_a_stack_restart() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Find a free port, then give it to the stack: it must come back on the same one.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let stack = start_stack(&rt, dir.path(), port);
+
+    // Fast, wide swings, so the band is left within a few seconds.
+    let params = DeviceParams {
+        velocity: 3.0,
+        update_frequency_s: 0.1,
+        ..DeviceParams::default()
+    };
+    let config = EngineConfig {
+        devices: 6,
+        params,
+        ramp_per_s: 20,
+        ..EngineConfig::default()
+    };
+    let url = format!("tcp://{port}");
+    let mut engine = Engine::new(config, now_ms(), |ids| {
+        let t = MqttTransport::new(
+            MqttConfig::new(url.clone(), "test-"),
+            TcpConnector::default(),
+            ids,
+            now_ms(),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Box::new(t) as Box<dyn Transport>)
+    })
+    .unwrap();
+
+    // Every device connects (paced by the ramp) and some get remediated.
+    let all_up = |e: &Engine| (0..6).all(|i| e.link(i) == LinkState::Up);
+    assert!(run_until(&mut engine, Duration::from_secs(10), all_up));
+    assert!(
+        run_until(&mut engine, Duration::from_secs(30), |e| e.stats().commands
+            >= 3),
+        "no commands came back: {:?}",
+        engine.stats()
+    );
+    let stats = engine.stats();
+    assert!(stats.transport.acked > 0);
+    assert!(engine.rtt_percentiles().is_some());
+    assert_eq!(stats.unreadable, 0);
+    // Commands reached the devices they were for: each device's count is its own.
+    let with_commands = engine.devices().iter().filter(|d| d.commands > 0).count();
+    assert!(with_commands >= 1);
+
+    // The stack goes away: every device notices and retries, and the page says why.
+    rt.block_on(stack.shutdown());
+    assert!(
+        run_until(&mut engine, Duration::from_secs(10), |e| {
+            (0..6).all(|i| e.link(i) != LinkState::Up) && e.problem().is_some()
+        }),
+        "outage not noticed"
+    );
+    let problem = engine.problem().unwrap();
+    assert!(
+        problem.contains(&port.to_string())
+            || problem.contains("unreachable")
+            || problem.contains("closed"),
+        "{problem}"
+    );
+    // Readings go on queueing meanwhile.
+    run_until(&mut engine, Duration::from_millis(1500), |_| false);
+    assert!(engine.stats().transport.unacked > 0);
+
+    // Back on the same port: the devices reconnect by themselves, and the queue drains.
+    let stack = start_stack(&rt, dir.path(), port);
+    assert!(
+        run_until(&mut engine, Duration::from_secs(30), |e| {
+            all_up(e) && e.stats().transport.unacked == 0 && e.problem().is_none()
+        }),
+        "did not recover: {:?} {:?}",
+        engine.stats(),
+        engine.problem()
+    );
+    assert!(engine.stats().transport.reconnects >= 6);
+
+    // Stop: links close at once, and every acknowledged reading is in the database.
+    engine.close(now_ms());
+    let acked = engine.stats().transport.acked;
+    rt.block_on(stack.shutdown());
+    let db = SqliteStore::open(&dir.path().join(fleet_local::LocalStore::DB_FILE)).unwrap();
+    let stored = db.reading_count().unwrap();
+    assert!(stored >= acked, "stored {stored} < acked {acked}");
+    assert!(
+        stored <= engine.stats().published,
+        "stored {stored} > published"
+    );
+    assert_eq!(
+        (0..6)
+            .filter(|&i| engine.link(i) != LinkState::Idle)
+            .count(),
+        0
+    );
+}
