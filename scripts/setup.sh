@@ -3,7 +3,7 @@
 # Safe to run again and again. A fresh machine has only rustup's toolchain, Node/npm,
 # Python/pip and apt; this script brings the rest.
 #
-# Usage: scripts/setup.sh [rust] [mqtt] [aws] [fuzz]      (default: all of them)
+# Usage: scripts/setup.sh [rust] [mqtt] [aws] [fuzz] [web] [browser]   (default: all of them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -42,8 +42,45 @@ setup_fuzz() {
   have cargo-fuzz || cargo install --locked cargo-fuzz --version 0.13.2
 }
 
+# The web app's release build (scripts/build-web.sh): Trunk 0.21 (0.22 needs a newer rustc),
+# wasm-bindgen-cli at exactly the lockfile's wasm-bindgen (Trunk otherwise tries to download
+# one), and npm's binaryen for wasm-opt (Debian's binaryen 108 silently breaks the app; see
+# TOOLCHAIN.md). binaryen and playwright-core live in e2e/node_modules (e2e/package-lock.json).
+setup_web() {
+  case "$(trunk --version 2>/dev/null)" in
+    "trunk 0.21."*) ;;
+    *) cargo install --locked trunk --version 0.21.14 ;;
+  esac
+  local bindgen
+  bindgen=$(awk '$0 == "name = \"wasm-bindgen\"" { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+  [ -n "$bindgen" ] || { echo "no wasm-bindgen in Cargo.lock" >&2; return 1; }
+  # Not --locked: wasm-bindgen-cli's own lockfile does not build with this toolchain. It
+  # also brings wasm-bindgen-test-runner (scripts/wasm-test.sh).
+  if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $bindgen" ] ||
+    ! have wasm-bindgen-test-runner; then
+    cargo install wasm-bindgen-cli --version "$bindgen"
+  fi
+  npm_e2e
+}
+
+# Real-browser tests (scripts/e2e.sh): Debian's Chromium and its driver (for
+# wasm-bindgen-test), and playwright-core driving /usr/bin/chromium. Never
+# `npx playwright install`: it downloads a browser build, which this machine cannot.
+setup_browser() {
+  [ -x /usr/bin/chromium ] && have chromedriver || apt_install chromium chromium-driver
+  npm_e2e
+}
+
+# e2e/node_modules from the committed lockfile, reinstalled only when the lockfile changed.
+npm_e2e() {
+  local stamp=e2e/node_modules/.package-lock.json
+  [ -f "$stamp" ] && [ ! e2e/package-lock.json -nt "$stamp" ] &&
+    [ -x e2e/node_modules/.bin/wasm-opt ] && [ -d e2e/node_modules/playwright-core ] && return 0
+  (cd e2e && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+}
+
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(rust mqtt aws fuzz)
+[ ${#targets[@]} -gt 0 ] || targets=(rust mqtt aws fuzz web browser)
 for t in "${targets[@]}"; do
   step "setup $t" "setup_$t"
 done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every check: formatting, lints, all tests, the wasm32 build of the shared crates, and
-# a bounded fuzz run. Installs what it needs first (idempotently). This is what CI runs.
+# Runs every check: formatting, lints, all tests, the wasm32 build of the shared crates, the
+# web app's release build and its real-browser tests, and a bounded fuzz run. Installs what
+# it needs first (idempotently). This is what CI runs.
 #
 # Environment: FLEET_FUZZ_SECONDS (per fuzz target, default 30; 0 skips fuzzing).
 set -euo pipefail
@@ -15,6 +16,12 @@ step "tests" cargo test --workspace --locked
 # The core and the MQTT session must stay portable to the browser.
 step "wasm32 build" cargo build --locked --target wasm32-unknown-unknown \
   -p fleet-core -p fleet-mqtt -p fleet-web
+step "wasm32 clippy" cargo clippy --locked --target wasm32-unknown-unknown -p fleet-web \
+  --all-targets -- -D warnings
+# The web crate's own tests in headless Chromium (wasm-bindgen-test), then the app as shipped
+# (dist/, which `fleet local` serves; within its size budget) in a real browser.
+step "wasm browser tests" scripts/wasm-test.sh
+step "browser tests" scripts/e2e.sh
 step "template lint" cfn-lint template.yml
 step "fuzz" scripts/fuzz.sh "${FLEET_FUZZ_SECONDS:-30}"
 printf '\nAll checks passed in %ss.\n' "$((SECONDS - start))"

@@ -646,7 +646,7 @@ fn Ramp(snapshot: RwSignal<Snapshot>) -> impl IntoView {
             <label class="ramp">
                 "Starting "
                 <progress
-                    data-testid="ramp"
+                    data-testid="ramp-progress"
                     max=move || total().to_string()
                     value=move || started().to_string()
                 ></progress>
@@ -754,6 +754,7 @@ fn Grid(
 ) -> impl IntoView {
     let section = NodeRef::<html::Section>::new();
     let cols = RwSignal::new(1_usize);
+    let slot_w = RwSignal::new(CARD_W);
     let n = Memo::new(move |_| snapshot.with(|s| s.devices.len()));
     let measure = move || {
         let Some(el) = section.get_untracked() else {
@@ -768,13 +769,19 @@ fn Grid(
         if visible.get_untracked() != range {
             visible.set(range);
         }
-        if cols.get_untracked() != c {
+        // Spread the columns over the whole width rather than leave a strip at the right.
+        let slot = (f64::from(el.client_width()) / c as f64).max(CARD_W);
+        if cols.get_untracked() != c || (slot_w.get_untracked() - slot).abs() >= 1.0 {
             cols.set(c);
+            slot_w.set(slot);
         }
     };
+    // Also at every snapshot: the grid's width changes with the layout around it (fonts,
+    // the cloud panel) without a window resize, and three layout reads 4× a second are cheap.
     Effect::new(move |_| {
         n.track();
         section.track();
+        snapshot.track();
         measure();
     });
     let resize = window_event_listener(leptos::ev::resize, move |_| measure());
@@ -794,12 +801,18 @@ fn Grid(
         >
             <div class="cards-inner" style:height=rows_height>
                 <For
-                    each=move || visible.get()
-                    key=|i| *i
-                    children=move |i| {
-                        let c = cols.get_untracked().max(1);
+                    each=move || {
+                        // Keyed by position too: a new column count places every card anew.
+                        let c = cols.get().max(1);
+                        let slot = slot_w.get().round() as u32;
+                        visible.get().map(move |i| (i, c, slot))
+                    }
+                    key=|k| *k
+                    children=move |(i, c, slot)| {
                         let top = format!("{}px", (i / c) as f64 * CARD_H);
-                        let left = format!("{}px", (i % c) as f64 * CARD_W);
+                        let left = format!("{}px", (i % c) as f64 * f64::from(slot));
+                        // Cards fill their slot (less the gap); the chart fills the card.
+                        let width = slot.saturating_sub(10);
                         view! {
                             <DeviceCard
                                 index=i
@@ -809,6 +822,7 @@ fn Grid(
                                 errors=errors
                                 top=top
                                 left=left
+                                width=width
                             />
                         }
                     }
@@ -829,6 +843,7 @@ fn DeviceCard(
     errors: RwSignal<Vec<String>>,
     top: String,
     left: String,
+    width: u32,
 ) -> impl IntoView {
     let canvas = NodeRef::<html::Canvas>::new();
     Effect::new(move |_| {
@@ -891,7 +906,13 @@ fn DeviceCard(
         }
     };
     view! {
-        <article class="card" data-testid="device-card" style:top=top style:left=left>
+        <article
+            class="card"
+            data-testid="device-card"
+            style:top=top
+            style:left=left
+            style:width=format!("{width}px")
+        >
             <header>
                 <span class="id" data-testid="device-id">{field(|d| d.id.clone())}</span>
                 <span
@@ -909,7 +930,7 @@ fn DeviceCard(
                     {field(|d| format!("{} cmds", d.commands))}
                 </span>
             </header>
-            <canvas node_ref=canvas width="320" height="140"></canvas>
+            <canvas node_ref=canvas width=width.saturating_sub(14).to_string() height="140"></canvas>
             <footer>
                 <button class="small" data-testid="export-csv" on:click=move |_| export("csv")>
                     "CSV"

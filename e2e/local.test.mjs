@@ -1,0 +1,149 @@
+// Local mode in a real browser: `fleet local` serves the release build; the page finds the
+// broker in the stack's config.json (mode auto) and runs 20 devices, each on its own
+// WebSocket to it. Their readings land in the stack's
+// database (checked through the stack's /api/stats, not the page), commands come back to the
+// page, and when the stack is killed (-9) and restarted on the same ports the page shows the
+// outage, reconnects by itself and resumes. Screenshot: target/e2e/local.png.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { launchChromium, watchErrors, firstInt } from './support/browser.mjs';
+import { builtDist, ROOT } from './support/dist.mjs';
+
+const DEVICES = 20;
+const SCREENSHOT = path.join(ROOT, 'target', 'e2e', 'local.png');
+const FLEET = process.env.FLEET_BIN ?? path.join(ROOT, 'target', 'debug', 'fleet');
+
+let dist;
+let browser;
+let data;
+let stack;
+let ports;
+
+/** A free loopback port (the stack must come back on the same one after a kill). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts `fleet local` on `ports`; resolves once it prints its banner. */
+function startStack() {
+  const child = spawn(FLEET, ['local', '--data', data, '--mqtt', 'off', '--mqtts', 'off',
+    '--ws', `127.0.0.1:${ports.ws}`, '--http', `127.0.0.1:${ports.http}`, '--dist', dist],
+  { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { out += d; });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`fleet local did not start: ${out}`)), 30_000);
+    child.stdout.on('data', () => {
+      if (out.includes('Stop with Ctrl-C')) {
+        clearTimeout(timer);
+        resolve(child);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`fleet local exited (${code}): ${out}`));
+    });
+  });
+}
+
+async function stored() {
+  const res = await fetch(`http://127.0.0.1:${ports.http}/api/stats`);
+  assert.equal(res.status, 200);
+  return (await res.json()).readings;
+}
+
+/** Resolves once `[data-testid=ID]`'s text satisfies `pred` (given the text). */
+function textWhere(page, testid, pred, timeout) {
+  return page.waitForFunction(
+    ([testid, src]) => {
+      const text = document.querySelector(`[data-testid=${testid}]`)?.textContent ?? '';
+      return new Function('t', `return (${src})(t)`)(text);
+    },
+    [testid, pred.toString()],
+    { timeout, polling: 250 },
+  );
+}
+
+before(async () => {
+  data = mkdtempSync(path.join(tmpdir(), 'fleet-e2e-local-'));
+  ports = { ws: await freePort(), http: await freePort() };
+  dist = builtDist();
+  stack = await startStack();
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  stack?.kill('SIGKILL');
+  if (data) rmSync(data, { recursive: true, force: true });
+});
+
+test('devices publish over WebSocket, get commands, and ride out a stack restart', async () => {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const watch = watchErrors(page);
+  // Fast readings with wide swings, so remediation happens within seconds.
+  await page.goto(`http://127.0.0.1:${ports.http}/?devices=${DEVICES}&ramp=20&frequency=0.5&velocity=3`);
+
+  await textWhere(page, 'target', (t) => t.startsWith('local · ws://127.0.0.1:'), 20_000);
+  assert.equal(await page.getByTestId('target').textContent(),
+    `local · ws://127.0.0.1:${ports.ws}/mqtt`);
+  await textWhere(page, 'stats-links', (t) => t === '20/20', 20_000);
+  await textWhere(page, 'stats-commands', (t) => Number(t) > 0, 60_000);
+  // Readings are in the stack's database, and commands reached the page's devices.
+  assert.ok((await stored()) > 0);
+  const acked = firstInt(await page.getByTestId('stats-acked').textContent());
+  assert.ok(acked > 0);
+  assert.ok((await stored()) >= acked, 'every acknowledged reading is stored');
+  assert.match(await page.getByTestId('stats-rtt').textContent(), /^\d+ \/ \d+ ms$/);
+  assert.equal(await page.getByTestId('device-link').first().textContent(), 'up');
+
+  // kill -9: the page says so, and the devices retry.
+  stack.kill('SIGKILL');
+  await new Promise((r) => stack.once('exit', r));
+  await textWhere(page, 'error', (t) => /unreachable|closed|lost|stopped answering/.test(t), 20_000);
+  await textWhere(page, 'stats-links', (t) => t.startsWith('0/'), 20_000);
+  assert.notEqual(await page.getByTestId('device-link').first().textContent(), 'up');
+  await page.waitForTimeout(2_000);
+  assert.ok(firstInt(await page.getByTestId('stats-unacked').textContent()) > 0,
+    'readings queue while the stack is down');
+
+  // Back on the same ports: the page reconnects by itself, drains its queues and resumes.
+  const before = await (async () => { stack = await startStack(); return stored(); })();
+  await textWhere(page, 'stats-links', (t) => t === '20/20', 30_000);
+  await textWhere(page, 'stats-unacked', (t) => t === '0', 30_000);
+  await page.waitForFunction(() => !document.querySelector('[data-testid=error]'), null,
+    { timeout: 10_000 });
+  assert.ok(firstInt(await page.getByTestId('stats-reconnects').textContent()) >= DEVICES);
+  const publishedThen = firstInt(await page.getByTestId('stats-published').textContent());
+  await page.waitForTimeout(3_000);
+  assert.ok(firstInt(await page.getByTestId('stats-published').textContent()) > publishedThen);
+  assert.ok((await stored()) > before, 'readings land again after the restart');
+
+  mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+  await page.screenshot({ path: SCREENSHOT });
+
+  // Stop: every connection closes at once and the stack has every acknowledged reading.
+  await page.getByTestId('stop').click();
+  await textWhere(page, 'stats-links', (t) => t === '0/20', 5_000);
+  const finalAcked = firstInt(await page.getByTestId('stats-acked').textContent());
+  assert.ok((await stored()) >= finalAcked, 'every acknowledged reading is stored');
+
+  // The only errors are the failed WebSockets the kill provoked.
+  const unexpected = watch.unexpected([/WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/mqtt' failed/,
+    /config\.json/]);
+  assert.deepEqual(unexpected, []);
+  await page.close();
+});
