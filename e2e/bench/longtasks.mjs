@@ -99,7 +99,7 @@ try {
     `${http}/?mode=local&devices=200&frequency=1&ramp=50&autostart=1`,
     () => document.querySelector('[data-testid=stats-links]')?.textContent === '200/200');
   await scenario(browser, '1000 devices, in-page',
-    `${http}/?mode=in-page&devices=1000&frequency=1&warmup=0&ramp=0`,
+    `${http}/?mode=in-page&devices=1000&frequency=1&ramp=0`,
     () => document.querySelector('[data-testid=status]')?.textContent === 'running');
 } finally {
   await browser.close();

@@ -108,22 +108,29 @@ impl SimClock {
     }
 }
 
-/// Builds an in-page fleet whose clock reads `now`, after running `warmup_s` simulated
-/// seconds of history (20 steps a second), so its charts start full.
-pub fn warmed_up_engine(
+/// Simulated ms per engine step while catching up (a warm-up, a frame at a high speed-up).
+pub const STEP_MS: u64 = 50;
+
+/// Real ms a frame may spend catching up, so a warm-up never becomes a long task.
+pub const CATCH_UP_BUDGET_MS: f64 = 12.0;
+
+/// An in-page fleet whose history starts `warmup_s` simulated seconds before `now`: the
+/// frame loop catches up with `now` a budget at a time, so its charts fill within a few
+/// frames without blocking the page.
+pub fn in_page_engine(
     config: EngineConfig,
     now: u64,
     warmup_s: u64,
 ) -> Result<Engine, crate::engine::EngineError> {
-    let from = now.saturating_sub(warmup_s * 1000);
-    let mut engine = Engine::in_page(config, PipelineConfig::default(), from)?;
-    let mut t = from;
-    while t < now {
-        engine.tick(t);
-        t += 50;
-    }
-    engine.tick(now);
-    Ok(engine)
+    Engine::in_page(
+        config,
+        PipelineConfig::default(),
+        now.saturating_sub(warmup_s * 1000),
+    )
+}
+
+fn perf_now() -> f64 {
+    window().performance().map_or(0.0, |p| p.now())
 }
 
 /// The cards in `visible` rows of a grid `width` px wide, scrolled to `top` and `height`
@@ -260,10 +267,20 @@ async fn fetch_config() -> Result<Option<String>, String> {
 /// The broker URL in a `config.json` of `fleet local`; `None` for anything else (a static
 /// host may answer every path with `index.html`).
 pub fn broker_from_config(text: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(text).ok()?;
-    (v["mode"] == "local")
-        .then(|| v["mqtt"]["url"].as_str().map(str::to_owned))
+    #[derive(serde::Deserialize)]
+    struct Config {
+        mode: String,
+        mqtt: Option<Mqtt>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Mqtt {
+        url: String,
+    }
+    let config: Config = serde_json::from_str(text).ok()?;
+    (config.mode == "local")
+        .then_some(config.mqtt)
         .flatten()
+        .map(|m| m.url)
 }
 
 /// Offers `text` as a file download.
@@ -307,6 +324,9 @@ pub fn App() -> impl IntoView {
     let last_snapshot = StoredValue::new(0_u64);
     let clock = StoredValue::new(SimClock::new(now_ms(), 1));
     let sim_now = StoredValue::new(0_u64);
+    // In page, the engine catches up in steps (warm-up, speed-up); against a broker it never
+    // replays missed time: after a pause each device sends one reading, now.
+    let catch_up_step = StoredValue::new(STEP_MS);
     let visible = RwSignal::new(0..0_usize);
     let visible_now = StoredValue::new(0..0_usize);
     Effect::new(move |_| visible_now.set_value(visible.get()));
@@ -322,17 +342,18 @@ pub fn App() -> impl IntoView {
         }
     };
     let on_frame = move || {
-        let now = clock.with_value(|c| c.at(now_ms()));
+        let target = clock.with_value(|c| c.at(now_ms()));
         let running = state.get_untracked() == RunState::Running;
-        if running {
-            sim_now.set_value(now);
-        }
+        let frame_start = perf_now();
         engine.update_value(|e| {
             if let Some(e) = e {
                 if running {
-                    e.tick(now);
+                    let reached = e.advance(target, catch_up_step.get_value(), || {
+                        perf_now() - frame_start < CATCH_UP_BUDGET_MS
+                    });
+                    sim_now.set_value(reached);
                 } else {
-                    e.poll(now);
+                    e.poll(e.now_ms().max(target));
                 }
             }
         });
@@ -381,11 +402,13 @@ pub fn App() -> impl IntoView {
         let built = match &target_now {
             Target::InPage => {
                 clock.set_value(SimClock::new(real_now, s.speed));
-                warmed_up_engine(config, real_now, s.warmup_s)
+                catch_up_step.set_value(STEP_MS);
+                in_page_engine(config, real_now, s.warmup_s)
             }
             Target::Broker(url) => {
                 // A broker checks readings against its own clock: real time only.
                 clock.set_value(SimClock::new(real_now, 1));
+                catch_up_step.set_value(u64::MAX);
                 let mut mqtt = MqttConfig::new(url.clone(), client_prefix());
                 mqtt.seed = s.seed ^ real_now;
                 Engine::new(config, real_now, move |ids| {
@@ -1058,17 +1081,17 @@ mod tests {
     }
 
     #[test]
-    fn a_warmed_up_engine_starts_with_history() {
+    fn an_in_page_engine_starts_its_history_warmup_seconds_back() {
         const T0: u64 = 1_764_230_400_000;
-        let engine = warmed_up_engine(EngineConfig::default(), T0, 60).unwrap();
+        let mut engine = in_page_engine(EngineConfig::default(), T0, 60).unwrap();
+        assert_eq!(engine.now_ms(), T0 - 60_000);
+        assert_eq!(engine.advance(T0, STEP_MS, || true), T0);
         // 12 devices, one reading every 2 s for 60 s.
         assert!(
             engine.stats().published >= 12 * 30,
             "{}",
             engine.stats().published
         );
-        let cold = warmed_up_engine(EngineConfig::default(), T0, 0).unwrap();
-        assert!(cold.stats().published <= 1);
     }
 
     #[test]

@@ -155,6 +155,7 @@ pub struct Engine {
     log_capacity: usize,
     inbound: Vec<Inbound>,
     params: DeviceParams,
+    last_tick_ms: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -216,6 +217,7 @@ impl Engine {
             log_capacity: config.log_capacity.max(1),
             inbound: Vec::new(),
             params: config.params,
+            last_tick_ms: now_ms,
         })
     }
 
@@ -316,9 +318,38 @@ impl Engine {
         self.route_inbound(now_ms);
     }
 
+    /// The clock of the latest [`tick`](Engine::tick).
+    pub fn now_ms(&self) -> u64 {
+        self.last_tick_ms
+    }
+
+    /// Catches up with `target_ms` in ticks of `step_ms` (so a warm-up, or a frame at a high
+    /// speed-up, steps devices as often as their period asks), while `budget` says there is
+    /// time left in this frame. Returns the clock reached: `target_ms`, or less when the
+    /// budget ran out, in which case the next call goes on from there.
+    pub fn advance(
+        &mut self,
+        target_ms: u64,
+        step_ms: u64,
+        mut budget: impl FnMut() -> bool,
+    ) -> u64 {
+        let step = step_ms.max(1);
+        while self.last_tick_ms.saturating_add(step) < target_ms {
+            if !budget() {
+                return self.last_tick_ms;
+            }
+            self.tick(self.last_tick_ms + step);
+        }
+        if target_ms > self.last_tick_ms {
+            self.tick(target_ms);
+        }
+        self.last_tick_ms
+    }
+
     /// Starts the devices the ramp-up has reached, steps every started device whose reading
     /// is due at `now_ms`, and handles what came back. Returns how many devices published.
     pub fn tick(&mut self, now_ms: u64) -> usize {
+        self.last_tick_ms = self.last_tick_ms.max(now_ms);
         self.ramp(now_ms);
         let mut published = 0;
         for i in 0..self.started {
@@ -593,6 +624,29 @@ mod tests {
         engine.set_params(None, fast).unwrap();
         assert!(engine.devices().iter().all(|d| !d.custom_params));
         assert_eq!(engine.params().update_frequency_s, 1.0);
+    }
+
+    #[test]
+    fn advance_catches_up_in_steps_and_stops_when_the_budget_runs_out() {
+        let mut engine = in_page(EngineConfig::default(), T0);
+        // A budget of 100 steps of 50 ms: 5 s of the 60 s asked for.
+        let mut left = 100;
+        let reached = engine.advance(T0 + 60_000, 50, || {
+            left -= 1;
+            left >= 0
+        });
+        assert_eq!(reached, T0 + 5_000);
+        assert_eq!(engine.now_ms(), reached);
+        let early = engine.stats().published;
+        // 12 devices, every 2 s, for 5 s: two or three readings each.
+        assert!((24..=36).contains(&early), "{early}");
+        // The rest, with no limit: every device stepped as its period asks, no burst.
+        assert_eq!(engine.advance(T0 + 60_000, 50, || true), T0 + 60_000);
+        let all = engine.stats().published;
+        assert!((12 * 30..=12 * 31).contains(&all), "{all}");
+        // Asking for the past does nothing.
+        assert_eq!(engine.advance(T0, 50, || true), T0 + 60_000);
+        assert_eq!(engine.stats().published, all);
     }
 
     #[test]

@@ -44,7 +44,9 @@ impl Series {
     pub fn new(capacity: usize) -> Series {
         let capacity = capacity.max(1);
         Series {
-            points: VecDeque::with_capacity(capacity),
+            // Grows as points come: a thousand devices need not allocate their whole
+            // history up front (that was a long task at start).
+            points: VecDeque::new(),
             markers: VecDeque::new(),
             capacity,
         }
