@@ -33,9 +33,29 @@ setup_mqtt() {
 
 # Python tools (cfn-lint now; the SAM CLI later) live in one virtualenv, so they never fight
 # with the system's packages. scripts/lib.sh puts its bin/ on PATH.
+# A Python tool in a virtualenv of its own (their pins conflict: checkov, the SAM CLI and
+# moto each want their own boto/jsonschema), linked into $FLEET_VENV/bin, which
+# scripts/lib.sh puts on PATH.
+venv_tool() { # name pip-spec executable...
+  local name=$1 spec=$2 venv
+  shift 2
+  venv="$(dirname "$FLEET_VENV")/venv-$name"
+  local missing=0
+  for exe in "$@"; do [ -x "$FLEET_VENV/bin/$exe" ] || missing=1; done
+  [ "$missing" = 1 ] || return 0
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "$spec"
+  for exe in "$@"; do ln -sf "$venv/bin/$exe" "$FLEET_VENV/bin/$exe"; done
+}
+
 setup_aws() {
   [ -x "$FLEET_VENV/bin/python" ] || python3 -m venv "$FLEET_VENV"
   [ -x "$FLEET_VENV/bin/cfn-lint" ] || "$FLEET_VENV/bin/pip" install -q 'cfn-lint>=1.20,<2'
+  # The SAM CLI (`sam validate --lint`, `sam build`), checkov for the template, and moto's
+  # server: S3, DynamoDB (with streams) and iot-data on 127.0.0.1 for the Lambdas' tests.
+  venv_tool sam 'aws-sam-cli>=1.130,<2' sam
+  venv_tool checkov 'checkov>=3.2,<4' checkov
+  venv_tool moto 'moto[server]>=5.0,<6' moto_server
 }
 
 setup_fuzz() {
