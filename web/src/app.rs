@@ -490,6 +490,20 @@ pub fn App() -> impl IntoView {
     on_cleanup(move || {
         let _ = frames.try_with_value(|f| f.stop());
     });
+    // Fleet-wide parameters apply to a running fleet at once (overriding per-device ones);
+    // the counts and the mode take effect at the next Start.
+    Effect::new(move |previous: Option<DeviceParams>| {
+        let params = settings.with(|s| s.params);
+        if previous.is_some_and(|old| old != params) {
+            engine.update_value(|e| {
+                if let Some(e) = e {
+                    // Cannot fail: the settings only hold validated parameters.
+                    let _ = e.set_params(None, params);
+                }
+            });
+        }
+        params
+    });
     if autostart {
         start();
     }

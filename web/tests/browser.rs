@@ -115,6 +115,38 @@ async fn the_app_runs_an_in_page_fleet_and_stops_at_once() {
     assert!(!query_all("[data-testid=log] li").is_empty());
     assert_eq!(text("stats-rtt"), "0 / 0 ms");
 
+    // A fleet-wide parameter applies to the running fleet.
+    let velocity: web_sys::HtmlInputElement = query_all("[data-testid=param-velocity]")
+        .remove(0)
+        .dyn_into()
+        .unwrap();
+    velocity.set_value("2.5");
+    velocity
+        .dispatch_event(&web_sys::Event::new("change").unwrap())
+        .unwrap();
+    sleep(50).await;
+    assert_eq!(velocity.value(), "2.5");
+    // The card's own parameters editor starts from what the device runs with.
+    click("edit-params");
+    assert!(
+        eventually(1_000, || !query_all("[data-testid=device-params]")
+            .is_empty())
+        .await
+    );
+    let device_velocity: web_sys::HtmlInputElement =
+        query_all("[data-testid=device-param-velocity]")
+            .remove(0)
+            .dyn_into()
+            .unwrap();
+    assert_eq!(device_velocity.value(), "2.5");
+    // A per-device value applies to that device only, and marks its card.
+    device_velocity.set_value("0.5");
+    device_velocity
+        .dispatch_event(&web_sys::Event::new("change").unwrap())
+        .unwrap();
+    click("apply-params");
+    assert!(eventually(2_000, || text("edit-params") == "Parameters*").await);
+
     // Stop takes effect at once: nothing is published after it.
     click("stop");
     assert!(eventually(1_000, || text("status") == "stopped").await);
