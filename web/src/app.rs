@@ -21,7 +21,7 @@ use crate::engine::{Engine, EngineConfig};
 use crate::export;
 use crate::settings::{MAX_DEVICES, Mode, PARAM_KEYS, Settings, param_mut};
 use crate::transport::Transport;
-use crate::transport::mqtt::{MqttConfig, MqttTransport};
+use crate::transport::mqtt::{Connections, MqttConfig, MqttTransport};
 use crate::transport::websocket::WsConnector;
 use crate::view_model::{Level, Snapshot};
 
@@ -411,6 +411,13 @@ pub fn App() -> impl IntoView {
                 catch_up_step.set_value(u64::MAX);
                 let mut mqtt = MqttConfig::new(url.clone(), client_prefix());
                 mqtt.seed = s.seed ^ real_now;
+                mqtt.connections = match s
+                    .connections
+                    .gateways(s.devices, s.params.update_frequency_s)
+                {
+                    None => Connections::PerDevice,
+                    Some(n) => Connections::Gateways(n),
+                };
                 Engine::new(config, real_now, move |ids| {
                     MqttTransport::new(mqtt, WsConnector::new(), ids, real_now)
                         .map(|t| Box::new(t) as Box<dyn Transport>)
@@ -656,6 +663,12 @@ fn Controls(settings: RwSignal<Settings>) -> impl IntoView {
                 "ramp",
                 |s| s.ramp_per_s.to_string(),
                 |s, v| { let mut w = Vec::new(); s.apply([("ramp", v)], &mut w); w.is_empty() },
+            )}
+            {number(
+                "Connections ",
+                "connections",
+                |s| s.connections.to_query(),
+                |s, v| { let mut w = Vec::new(); s.apply([("connections", v)], &mut w); w.is_empty() },
             )}
             {param_inputs}
             <span class="hint">{format!("max {MAX_DEVICES} devices")}</span>

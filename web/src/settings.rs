@@ -47,6 +47,53 @@ impl Mode {
     }
 }
 
+/// How the devices connect to a broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionSetting {
+    /// Per device up to [`PER_DEVICE_CAP`] devices, gateways beyond.
+    Auto,
+    /// One connection per device.
+    PerDevice,
+    /// This many gateway connections.
+    Gateways(usize),
+}
+
+/// The most devices `auto` gives their own connection: Chrome allows about 255 WebSockets
+/// per profile, and the page needs a few more (alarms, the page's host).
+pub const PER_DEVICE_CAP: usize = 200;
+
+/// Publishes per second one gateway carries in `auto` (IoT Core allows 100 per connection).
+pub const GATEWAY_PUBLISH_RATE: f64 = 90.0;
+
+/// The most connections the page opens.
+pub const MAX_CONNECTIONS: usize = 250;
+
+impl ConnectionSetting {
+    /// The query-string value.
+    pub fn to_query(self) -> String {
+        match self {
+            ConnectionSetting::Auto => "auto".to_owned(),
+            ConnectionSetting::PerDevice => "per-device".to_owned(),
+            ConnectionSetting::Gateways(n) => n.to_string(),
+        }
+    }
+
+    /// What to open for `devices` devices each publishing every `period_s` seconds:
+    /// `None` for one connection per device, `Some(n)` for `n` gateways.
+    pub fn gateways(self, devices: usize, period_s: f64) -> Option<usize> {
+        match self {
+            ConnectionSetting::PerDevice => None,
+            ConnectionSetting::Gateways(n) => Some(n),
+            ConnectionSetting::Auto if devices <= PER_DEVICE_CAP => None,
+            ConnectionSetting::Auto => {
+                let rate = devices as f64 / period_s.max(0.001);
+                let n = (rate / GATEWAY_PUBLISH_RATE).ceil() as usize;
+                Some(n.clamp(1, MAX_CONNECTIONS))
+            }
+        }
+    }
+}
+
 /// Everything the controls set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -60,6 +107,8 @@ pub struct Settings {
     pub buildings: usize,
     /// Devices started per second (0: all at once).
     pub ramp_per_s: u32,
+    /// Connections to a broker.
+    pub connections: ConnectionSetting,
     /// Seed of phases and noise.
     pub seed: u64,
     /// Fleet-wide device parameters.
@@ -78,6 +127,7 @@ impl Default for Settings {
             devices: 12,
             buildings: 3,
             ramp_per_s: 50,
+            connections: ConnectionSetting::Auto,
             seed: 1,
             params: DeviceParams::default(),
             speed: 1,
@@ -122,6 +172,18 @@ impl Settings {
                     Ok(n) if n <= 10_000 => self.ramp_per_s = n,
                     _ => bad("devices per second, 0 to 10000 (0: all at once)"),
                 },
+                "connections" => match value {
+                    "auto" => self.connections = ConnectionSetting::Auto,
+                    "per-device" => self.connections = ConnectionSetting::PerDevice,
+                    n => match n.parse::<usize>() {
+                        Ok(n) if (1..=MAX_CONNECTIONS).contains(&n) => {
+                            self.connections = ConnectionSetting::Gateways(n)
+                        }
+                        _ => bad(&format!(
+                            "auto, per-device, or a number of gateways from 1 to {MAX_CONNECTIONS}"
+                        )),
+                    },
+                },
                 "seed" => match value.parse::<u64>() {
                     Ok(n) => self.seed = n,
                     _ => bad("a whole number"),
@@ -161,6 +223,9 @@ impl Settings {
         }
         if let Some(b) = &self.broker {
             pairs.push(("broker", b.clone()));
+        }
+        if self.connections != d.connections {
+            pairs.push(("connections", self.connections.to_query()));
         }
         let numbers = [
             ("devices", self.devices as u64, d.devices as u64),
@@ -248,6 +313,29 @@ mod tests {
         let mut back = Settings::default();
         back.apply(pairs(&q), &mut warnings);
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn connections_are_per_device_up_to_the_cap_then_gateways_at_the_publish_rate() {
+        let auto = ConnectionSetting::Auto;
+        assert_eq!(auto.gateways(200, 1.0), None);
+        // 25,000 devices every 2 s: 12,500 publishes/s, 90 per gateway.
+        assert_eq!(auto.gateways(25_000, 2.0), Some(139));
+        assert_eq!(auto.gateways(1000, 0.001), Some(MAX_CONNECTIONS));
+        assert_eq!(ConnectionSetting::PerDevice.gateways(1000, 1.0), None);
+        assert_eq!(
+            ConnectionSetting::Gateways(10).gateways(5000, 1.0),
+            Some(10)
+        );
+        let mut s = Settings::default();
+        let mut warnings = Vec::new();
+        s.apply(pairs("connections=10"), &mut warnings);
+        assert_eq!(s.connections, ConnectionSetting::Gateways(10));
+        assert_eq!(s.to_query(), "connections=10");
+        s.apply(pairs("connections=0&connections=many"), &mut warnings);
+        assert_eq!(warnings.len(), 2);
+        s.apply(pairs("connections=per-device"), &mut warnings);
+        assert_eq!(s.connections, ConnectionSetting::PerDevice);
     }
 
     #[test]

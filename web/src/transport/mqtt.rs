@@ -1,10 +1,18 @@
-//! Devices on their own MQTT connections: one `fleet-mqtt` [`Session`] per device, plus one
-//! that watches the alarm topic, driven over any [`Connector`] (the browser's WebSocket in
-//! the page, TCP in native tests).
+//! Devices over MQTT: `fleet-mqtt` [`Session`]s, plus one that watches the alarm topic,
+//! driven over any [`Connector`] (the browser's WebSocket in the page, TCP in native tests).
 //!
-//! Each device's session subscribes to its command topic, publishes its readings at QoS 1
-//! (queued while its connection is down, so an outage loses nothing the queue can hold),
-//! and reconnects by itself with jittered backoff. The sockets report what happens through
+//! Two strategies ([`Connections`]):
+//! - **per device**: one session per device, with the device's client id, subscribed to its
+//!   own command topic;
+//! - **gateways**: a few sessions publish for many devices each (what a browser does past
+//!   its ~255 WebSockets). A building's devices share a gateway, which subscribes to the
+//!   building's command wildcard (`cmd/monitoring/{building}/+/remediation`): one filter per
+//!   building rather than one per device, within IoT Core's 50 subscriptions per connection.
+//!
+//! Either way readings go out at QoS 1 (queued while the connection is down, so an outage
+//! loses nothing the queue can hold), all the packets of a frame leave in one WebSocket
+//! frame (MQTT 3.1.1 §6 allows any split), and sessions reconnect by themselves with
+//! jittered backoff. The sockets report what happens through
 //! [`Connector::events`], tagged with the link and a generation, so an event from a socket
 //! that was already replaced is ignored rather than confusing the new one.
 
@@ -54,9 +62,20 @@ pub trait Connector {
     fn events(&mut self, out: &mut Vec<(LinkKey, SocketEvent)>);
 }
 
+/// How devices share connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connections {
+    /// One connection per device.
+    PerDevice,
+    /// This many connections, each publishing for the buildings assigned to it.
+    Gateways(usize),
+}
+
 /// Settings of the MQTT transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MqttConfig {
+    /// Connection strategy.
+    pub connections: Connections,
     /// Broker URL (`ws://host:port/mqtt` in the page).
     pub url: String,
     /// Prepended to each device id to make its client id; distinct per tab, so two tabs
@@ -64,7 +83,8 @@ pub struct MqttConfig {
     pub client_prefix: String,
     /// Keep-alive, seconds.
     pub keep_alive_s: u16,
-    /// Readings a device holds while its connection is down.
+    /// Readings a device holds while its connection is down (a gateway holds this many
+    /// per device it serves, up to the session's limit).
     pub queue_per_device: usize,
     /// Reconnect delays.
     pub backoff: Backoff,
@@ -76,6 +96,7 @@ impl MqttConfig {
     /// Defaults for a broker at `url`.
     pub fn new(url: impl Into<String>, client_prefix: impl Into<String>) -> MqttConfig {
         MqttConfig {
+            connections: Connections::PerDevice,
             url: url.into(),
             client_prefix: client_prefix.into(),
             keep_alive_s: 30,
@@ -94,19 +115,21 @@ struct Link<S> {
     session: Session,
     socket: Option<S>,
     generation: u32,
-    /// What to subscribe to on each new connection (the session resubscribes by itself;
-    /// this is for the first one).
+    /// Whether the link was asked to connect (the ramp-up reached one of its devices).
     started: bool,
+    /// Filters to subscribe to when it starts.
+    filters: Vec<String>,
     lost: bool,
 }
 
-/// One MQTT session per device and one for the alarm topic.
+/// MQTT sessions for a fleet, and one for the alarm topic.
 pub struct MqttTransport<C: Connector> {
     config: MqttConfig,
     connector: C,
+    /// The device links (one per device, or the gateways), then the alarm watcher.
     links: Vec<Link<C::Socket>>,
-    /// Each device's command topic.
-    command_topics: Vec<String>,
+    /// Each device's link.
+    device_link: Vec<usize>,
     events: Vec<(LinkKey, SocketEvent)>,
     acked: u64,
     dropped: u64,
@@ -124,47 +147,97 @@ impl<C: Connector> std::fmt::Debug for MqttTransport<C> {
 
 impl<C: Connector> MqttTransport<C> {
     /// A transport for `devices`, given as `(building, device)`, through `connector`. The
-    /// alarm watcher connects at once; devices connect when [`Transport::open`]ed.
+    /// alarm watcher connects at once; a device's link connects when the device is
+    /// [`Transport::open`]ed.
     pub fn new(
         config: MqttConfig,
         connector: C,
         devices: &[(fleet_core::BuildingId, DeviceId)],
         now_ms: u64,
     ) -> Result<MqttTransport<C>, OptionsError> {
-        let mut links = Vec::with_capacity(devices.len() + 1);
-        let mut command_topics = Vec::with_capacity(devices.len());
-        for (i, (building, device)) in devices.iter().enumerate() {
-            let options = options(&config, format!("{}{device}", config.client_prefix));
-            links.push(Link {
-                session: Session::new(options, config.seed ^ (i as u64 + 1))?,
-                socket: None,
-                generation: 0,
-                started: false,
-                lost: false,
-            });
-            command_topics.push(Topic::command(building.clone(), device.clone()).to_string());
+        let mut links = Vec::new();
+        let mut device_link = Vec::with_capacity(devices.len());
+        match config.connections {
+            Connections::PerDevice => {
+                for (i, (building, device)) in devices.iter().enumerate() {
+                    let options = options(
+                        &config,
+                        format!("{}{device}", config.client_prefix),
+                        config.queue_per_device,
+                    );
+                    let filter = Topic::command(building.clone(), device.clone()).to_string();
+                    links.push(Link::new(
+                        Session::new(options, config.seed ^ (i as u64 + 1))?,
+                        vec![filter],
+                    ));
+                    device_link.push(i);
+                }
+            }
+            Connections::Gateways(n) => {
+                // Buildings in order of first appearance, dealt round-robin to the gateways.
+                let n = n.clamp(1, devices.len().max(1));
+                let mut buildings: Vec<&fleet_core::BuildingId> = Vec::new();
+                let mut served = vec![0_usize; n];
+                for (building, _) in devices {
+                    let b = match buildings.iter().position(|known| *known == building) {
+                        Some(b) => b,
+                        None => {
+                            buildings.push(building);
+                            buildings.len() - 1
+                        }
+                    };
+                    device_link.push(b % n);
+                    served[b % n] += 1;
+                }
+                for (g, count) in served.iter().enumerate() {
+                    let filters = buildings
+                        .iter()
+                        .enumerate()
+                        .filter(|(b, _)| b % n == g)
+                        .map(|(_, building)| format!("cmd/monitoring/{building}/+/remediation"))
+                        .collect();
+                    let queue = config.queue_per_device.saturating_mul((*count).max(1)).min(
+                        fleet_mqtt::session::MAX_QUEUED
+                            - usize::from(fleet_mqtt::session::MAX_INFLIGHT),
+                    );
+                    let options = options(
+                        &config,
+                        format!("{}gateway-{g}", config.client_prefix),
+                        queue,
+                    );
+                    links.push(Link::new(
+                        Session::new(options, config.seed ^ (g as u64 + 1))?,
+                        filters,
+                    ));
+                }
+            }
         }
-        let watcher = options(&config, format!("{}alarms", config.client_prefix));
-        let mut watcher = Session::new(watcher, config.seed)?;
-        // Cannot fail: a constant, valid filter.
-        let _ = watcher.subscribe(now_ms, &[(ALARMS_TOPIC, QoS::AtLeastOnce)]);
-        links.push(Link {
-            session: watcher,
-            socket: None,
-            generation: 0,
-            started: true,
-            lost: false,
-        });
+        let watcher = options(
+            &config,
+            format!("{}alarms", config.client_prefix),
+            config.queue_per_device,
+        );
+        let mut watcher = Link::new(
+            Session::new(watcher, config.seed)?,
+            vec![ALARMS_TOPIC.to_owned()],
+        );
+        watcher.start(now_ms);
+        links.push(watcher);
         Ok(MqttTransport {
             config,
             connector,
             links,
-            command_topics,
+            device_link,
             events: Vec::new(),
             acked: 0,
             dropped: 0,
             problem: None,
         })
+    }
+
+    /// How many connections the devices use (not counting the alarm watcher).
+    pub fn connections(&self) -> usize {
+        self.links.len() - 1
     }
 
     /// The broker URL.
@@ -271,10 +344,40 @@ impl<C: Connector> MqttTransport<C> {
     }
 }
 
-fn options(config: &MqttConfig, client_id: String) -> Options {
+impl<S> Link<S> {
+    fn new(session: Session, filters: Vec<String>) -> Link<S> {
+        Link {
+            session,
+            socket: None,
+            generation: 0,
+            started: false,
+            filters,
+            lost: false,
+        }
+    }
+
+    /// Asks the session to connect, subscribed to the link's filters (at most 8 per
+    /// SUBSCRIBE, as IoT Core accepts).
+    fn start(&mut self, now_ms: u64) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        for chunk in self.filters.chunks(8) {
+            let filters: Vec<(&str, QoS)> = chunk
+                .iter()
+                .map(|f| (f.as_str(), QoS::AtLeastOnce))
+                .collect();
+            // Cannot fail: the filters were built from valid ids.
+            let _ = self.session.subscribe(now_ms, &filters);
+        }
+    }
+}
+
+fn options(config: &MqttConfig, client_id: String, max_queued: usize) -> Options {
     let mut options = Options::new(client_id);
     options.keep_alive_s = config.keep_alive_s;
-    options.max_queued = config.queue_per_device;
+    options.max_queued = max_queued;
     options.backoff = config.backoff;
     options
 }
@@ -295,21 +398,22 @@ fn plain_words(url: &str, reason: &DisconnectReason) -> String {
 
 impl<C: Connector> Transport for MqttTransport<C> {
     fn open(&mut self, now_ms: u64, device: usize) {
-        let Some(topic) = self.command_topics.get(device) else {
+        let Some(&l) = self.device_link.get(device) else {
             return;
         };
-        let link = &mut self.links[device];
-        if link.started {
-            return;
+        if !self.links[l].started {
+            self.links[l].start(now_ms);
+            self.drive(l, now_ms);
         }
-        link.started = true;
-        // Cannot fail: the topic was built from valid ids.
-        let _ = link.session.subscribe(now_ms, &[(topic, QoS::AtLeastOnce)]);
-        self.drive(device, now_ms);
     }
 
     fn publish(&mut self, now_ms: u64, device: usize, topic: &str, payload: &[u8]) -> Sent {
-        let Some(link) = self.links.get_mut(device).filter(|l| l.started) else {
+        let Some(link) = self
+            .device_link
+            .get(device)
+            .map(|&l| &mut self.links[l])
+            .filter(|l| l.started)
+        else {
             self.dropped += 1;
             return Sent::Dropped(format!("device {device} is not started"));
         };
@@ -348,7 +452,12 @@ impl<C: Connector> Transport for MqttTransport<C> {
     }
 
     fn link(&self, device: usize) -> LinkState {
-        let Some(link) = self.links.get(device).filter(|l| l.started) else {
+        let Some(link) = self
+            .device_link
+            .get(device)
+            .map(|&l| &self.links[l])
+            .filter(|l| l.started)
+        else {
             return LinkState::Idle;
         };
         match link.session.status() {
@@ -360,10 +469,10 @@ impl<C: Connector> Transport for MqttTransport<C> {
     }
 
     fn stats(&self) -> TransportStats {
-        let devices = &self.links[..self.command_topics.len()];
+        let device_links = &self.links[..self.links.len() - 1];
         TransportStats {
             acked: self.acked,
-            unacked: devices
+            unacked: device_links
                 .iter()
                 .map(|l| (l.session.inflight() + l.session.queued()) as u64)
                 .sum(),
@@ -373,9 +482,13 @@ impl<C: Connector> Transport for MqttTransport<C> {
                 .iter()
                 .map(|l| l.session.stats().reconnects)
                 .sum(),
-            links_up: devices
+            // Devices whose link is up, so "connected" reads the same in both strategies.
+            links_up: self
+                .device_link
                 .iter()
-                .filter(|l| l.session.status() == Status::Connected)
+                .filter(|&&l| {
+                    self.links[l].started && self.links[l].session.status() == Status::Connected
+                })
                 .count() as u64,
         }
     }

@@ -1,0 +1,106 @@
+//! What the native tests of the MQTT transport share: a TCP [`Connector`] (the page uses
+//! the browser's WebSocket; the MQTT above it is the same) and a local stack on a port.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use fleet_local::{LocalConfig, LocalStack};
+use fleet_web::transport::mqtt::{Connector, LinkKey, Socket, SocketEvent};
+
+/// Plain TCP sockets, read without blocking whenever the transport asks for events.
+#[derive(Default)]
+pub struct TcpConnector {
+    open: HashMap<usize, (u32, TcpStream)>,
+    events: Vec<(LinkKey, SocketEvent)>,
+}
+
+pub struct TcpSocket(TcpStream);
+
+impl Socket for TcpSocket {
+    fn send(&mut self, data: &[u8]) -> Result<(), String> {
+        // Test traffic is small: a blocking write is fine here.
+        self.0.set_nonblocking(false).map_err(|e| e.to_string())?;
+        let r = self.0.write_all(data).map_err(|e| e.to_string());
+        let _ = self.0.set_nonblocking(true);
+        r
+    }
+}
+
+impl Drop for TcpSocket {
+    fn drop(&mut self) {
+        let _ = self.0.shutdown(Shutdown::Both);
+    }
+}
+
+impl Connector for TcpConnector {
+    type Socket = TcpSocket;
+
+    fn open(&mut self, url: &str, key: LinkKey) -> Result<TcpSocket, String> {
+        let addr = url.trim_start_matches("tcp://");
+        match TcpStream::connect(addr) {
+            Ok(stream) => {
+                stream.set_nonblocking(true).unwrap();
+                self.open
+                    .insert(key.index, (key.generation, stream.try_clone().unwrap()));
+                self.events.push((key, SocketEvent::Opened));
+                Ok(TcpSocket(stream))
+            }
+            Err(e) => Err(format!("the broker at {addr} is unreachable: {e}")),
+        }
+    }
+
+    fn events(&mut self, out: &mut Vec<(LinkKey, SocketEvent)>) {
+        out.append(&mut self.events);
+        let mut closed = Vec::new();
+        for (&index, (generation, stream)) in &mut self.open {
+            let key = LinkKey {
+                index,
+                generation: *generation,
+            };
+            let mut buf = [0_u8; 16 * 1024];
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(0) => {
+                        out.push((key, SocketEvent::Closed(None)));
+                        closed.push(index);
+                        break;
+                    }
+                    Ok(n) => out.push((key, SocketEvent::Data(buf[..n].to_vec()))),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        out.push((key, SocketEvent::Closed(Some(e.to_string()))));
+                        closed.push(index);
+                        break;
+                    }
+                }
+            }
+        }
+        for index in closed {
+            self.open.remove(&index);
+        }
+    }
+}
+
+/// Wall clock, ms since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A local stack with only its MQTT TCP listener, on `mqtt`.
+pub fn start_stack(rt: &tokio::runtime::Runtime, dir: &Path, mqtt: SocketAddr) -> LocalStack {
+    let config = LocalConfig {
+        mqtt: Some(mqtt),
+        ws: None,
+        mqtts: None,
+        http: None,
+        ..LocalConfig::ephemeral(dir)
+    };
+    rt.block_on(LocalStack::start(config)).unwrap()
+}
