@@ -172,6 +172,13 @@ impl IngestThread {
                 return;
             }
         };
+        // Counted before the acks: whoever sees an ack and then reads /metrics must find
+        // the message counted.
+        self.metrics.record_batch(
+            &outcome,
+            started.elapsed().as_secs_f64(),
+            self.pipeline.alarms().devices_in_alarm(),
+        );
         // Stored, duplicate or rejected, every message is handled: ack them all. A rejected
         // message would be rejected again, so a resend would not help.
         for message in batch.drain(..) {
@@ -206,11 +213,6 @@ impl IngestThread {
         if let Err(e) = self.emf.write(now, &outcome.emf) {
             error!(error = %e, "could not write the EMF log");
         }
-        self.metrics.record_batch(
-            &outcome,
-            started.elapsed().as_secs_f64(),
-            self.pipeline.alarms().devices_in_alarm(),
-        );
         progress.received += outcome.summary.received as u64;
         progress.stored += outcome.stored.len() as u64;
         progress.rejected += outcome.rejected.len() as u64;

@@ -16,6 +16,7 @@ use leptos::html;
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
+use crate::aws_mode::{AwsControls, AwsMode};
 use crate::chart;
 use crate::engine::{Engine, EngineConfig};
 use crate::export;
@@ -67,6 +68,9 @@ pub enum Target {
     InPage,
     /// A broker over WebSocket.
     Broker(String),
+    /// AWS IoT Core at this endpoint.
+    #[cfg(feature = "aws")]
+    Aws(String),
 }
 
 impl Target {
@@ -74,6 +78,8 @@ impl Target {
         match self {
             Target::InPage => "in-page".to_owned(),
             Target::Broker(url) => format!("local · {url}"),
+            #[cfg(feature = "aws")]
+            Target::Aws(endpoint) => format!("aws · {endpoint}"),
         }
     }
 }
@@ -149,17 +155,37 @@ fn now_ms() -> u64 {
     js_sys::Date::now() as u64
 }
 
-/// A cancellable `requestAnimationFrame` loop.
+/// A cancellable `requestAnimationFrame` loop, with a once-a-second timer behind it: a
+/// hidden tab gets no animation frames, but its connections still need their keep-alive
+/// pings and acknowledgements (a broker drops a silent client after 1.5 × keep-alive).
 struct FrameLoop {
     active: Cell<bool>,
     handle: Cell<Option<AnimationFrameRequestHandle>>,
+    backup: Cell<Option<IntervalHandle>>,
+    last_frame_ms: Cell<u64>,
     on_frame: Box<dyn Fn()>,
 }
+
+/// The backup timer runs a frame when no animation frame came for this long.
+const BACKUP_AFTER_MS: u64 = 500;
 
 impl FrameLoop {
     fn start(this: &Rc<FrameLoop>) {
         if !this.active.replace(true) {
             FrameLoop::frame(Rc::clone(this));
+            let weak = Rc::downgrade(this);
+            let backup = set_interval_with_handle(
+                move || {
+                    if let Some(this) = weak.upgrade() {
+                        let quiet = now_ms().saturating_sub(this.last_frame_ms.get());
+                        if this.active.get() && quiet >= BACKUP_AFTER_MS {
+                            this.run();
+                        }
+                    }
+                },
+                std::time::Duration::from_millis(1000),
+            );
+            this.backup.set(backup.ok());
         }
     }
 
@@ -168,13 +194,21 @@ impl FrameLoop {
         if let Some(handle) = self.handle.take() {
             handle.cancel();
         }
+        if let Some(backup) = self.backup.take() {
+            backup.clear();
+        }
+    }
+
+    fn run(&self) {
+        self.last_frame_ms.set(now_ms());
+        (self.on_frame)();
     }
 
     fn frame(this: Rc<FrameLoop>) {
         if !this.active.get() {
             return;
         }
-        (this.on_frame)();
+        this.run();
         let next = Rc::clone(&this);
         if let Ok(handle) = request_animation_frame_with_handle(move || FrameLoop::frame(next)) {
             this.handle.set(Some(handle));
@@ -246,7 +280,7 @@ fn share_url(settings: &Settings) -> String {
 
 /// Asks the page's host for `config.json` (next to `index.html`, so it works from a
 /// sub-path). `Ok(None)`: the host has none (a static host, `trunk serve`).
-async fn fetch_config() -> Result<Option<String>, String> {
+async fn fetch_config() -> Result<Option<HostConfig>, String> {
     use wasm_bindgen_futures::JsFuture;
     let resp = JsFuture::from(window().fetch_with_str("config.json"))
         .await
@@ -261,26 +295,56 @@ async fn fetch_config() -> Result<Option<String>, String> {
         Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()),
         Err(_) => None,
     };
-    Ok(text.and_then(|t| broker_from_config(&t)))
+    Ok(text.and_then(|t| host_config(&t)))
 }
 
-/// The broker URL in a `config.json` of `fleet local`; `None` for anything else (a static
-/// host may answer every path with `index.html`).
-pub fn broker_from_config(text: &str) -> Option<String> {
+/// What a host's `config.json` says: `fleet local` serves the local form; the SAM
+/// template's `WebAppConfig` output is the AWS form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostConfig {
+    /// `{"mode":"local","mqtt":{"url":"ws://…/mqtt"}}`.
+    Local(String),
+    /// `{"mode":"aws","aws":{"endpoint":…,"region":…,"identityPoolId":…,"clientIdPrefix":…}}`,
+    /// as settings pairs, so they are checked like the URL's.
+    #[cfg(feature = "aws")]
+    Aws(Vec<(&'static str, String)>),
+}
+
+/// Reads a `config.json`; `None` for anything else (a static host may answer every path
+/// with `index.html`). Builds without the `aws` feature read only the local form.
+pub fn host_config(text: &str) -> Option<HostConfig> {
     #[derive(serde::Deserialize)]
     struct Config {
         mode: String,
         mqtt: Option<Mqtt>,
+        #[cfg(feature = "aws")]
+        aws: Option<Aws>,
     }
     #[derive(serde::Deserialize)]
     struct Mqtt {
         url: String,
     }
+    #[cfg(feature = "aws")]
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Aws {
+        endpoint: String,
+        region: String,
+        identity_pool_id: Option<String>,
+        client_id_prefix: Option<String>,
+    }
     let config: Config = serde_json::from_str(text).ok()?;
-    (config.mode == "local")
-        .then_some(config.mqtt)
-        .flatten()
-        .map(|m| m.url)
+    match config.mode.as_str() {
+        "local" => config.mqtt.map(|m| HostConfig::Local(m.url)),
+        #[cfg(feature = "aws")]
+        "aws" => config.aws.map(|a| {
+            let mut pairs = vec![("endpoint", a.endpoint), ("region", a.region)];
+            pairs.extend(a.identity_pool_id.map(|p| ("pool", p)));
+            pairs.extend(a.client_id_prefix.map(|p| ("prefix", p)));
+            HostConfig::Aws(pairs)
+        }),
+        _ => None,
+    }
 }
 
 /// Offers `text` as a file download.
@@ -301,6 +365,47 @@ fn download(name: &str, mime: &str, text: &str) -> Result<(), String> {
     a.click();
     let _ = web_sys::Url::revoke_object_url(&url);
     Ok(())
+}
+
+/// Where a fleet started with `s` goes: what the settings name, or else what the page's
+/// host says in `config.json` (whose AWS settings are copied into `settings`).
+async fn resolve_target(s: &Settings, settings: RwSignal<Settings>) -> Result<Target, String> {
+    #[cfg(not(feature = "aws"))]
+    let _ = settings; // only AWS settings are copied from config.json
+    match (s.mode, &s.broker, &s.endpoint) {
+        (Mode::InPage, _, _) => return Ok(Target::InPage),
+        #[cfg(feature = "aws")]
+        (Mode::Aws, _, Some(endpoint)) => return Ok(Target::Aws(endpoint.clone())),
+        #[cfg(not(feature = "aws"))]
+        (Mode::Aws, _, _) => return Err(crate::aws_mode::NOTE.to_owned()),
+        (Mode::Auto | Mode::Local, Some(url), _) => return Ok(Target::Broker(url.clone())),
+        _ => {}
+    }
+    match (s.mode, fetch_config().await) {
+        #[cfg(feature = "aws")]
+        (Mode::Aws | Mode::Auto, Ok(Some(HostConfig::Aws(pairs)))) => {
+            let mut warnings = Vec::new();
+            settings.update(|s| {
+                s.mode = Mode::Aws;
+                s.apply(pairs.iter().map(|(k, v)| (*k, v.as_str())), &mut warnings);
+            });
+            match settings.with_untracked(|s| s.endpoint.clone()) {
+                Some(endpoint) if warnings.is_empty() => Ok(Target::Aws(endpoint)),
+                _ => Err(format!("config.json: {}", warnings.join("; "))),
+            }
+        }
+        (Mode::Auto | Mode::Local, Ok(Some(HostConfig::Local(url)))) => Ok(Target::Broker(url)),
+        (Mode::Auto, _) => Ok(Target::InPage),
+        (Mode::Aws, Ok(_)) => Err("AWS mode needs the IoT Core endpoint: enter it, or serve \
+             the template's WebAppConfig output as config.json"
+            .to_owned()),
+        (_, Ok(_)) => Err(
+            "this host serves no config.json of `fleet local`; give the broker \
+             as ?broker=ws://HOST:PORT/mqtt or choose in-page"
+                .to_owned(),
+        ),
+        (_, Err(e)) => Err(e),
+    }
 }
 
 /// The whole page.
@@ -327,6 +432,7 @@ pub fn App() -> impl IntoView {
     // In page, the engine catches up in steps (warm-up, speed-up); against a broker it never
     // replays missed time: after a pause each device sends one reading, now.
     let catch_up_step = StoredValue::new(STEP_MS);
+    let aws_mode = AwsMode::new(settings, errors);
     let visible = RwSignal::new(0..0_usize);
     let visible_now = StoredValue::new(0..0_usize);
     Effect::new(move |_| visible_now.set_value(visible.get()));
@@ -342,6 +448,7 @@ pub fn App() -> impl IntoView {
         }
     };
     let on_frame = move || {
+        aws_mode.tick(now_ms());
         let target = clock.with_value(|c| c.at(now_ms()));
         let running = state.get_untracked() == RunState::Running;
         let frame_start = perf_now();
@@ -368,6 +475,8 @@ pub fn App() -> impl IntoView {
         StoredValue::new_local(Rc::new(FrameLoop {
             active: Cell::new(false),
             handle: Cell::new(None),
+            backup: Cell::new(None),
+            last_frame_ms: Cell::new(0),
             on_frame: Box::new(on_frame),
         }));
     // Redraw at once when the grid scrolls to other cards.
@@ -385,6 +494,7 @@ pub fn App() -> impl IntoView {
         });
         take_snapshot();
         engine.set_value(None);
+        aws_mode.stop();
         state.set(RunState::Stopped);
     };
 
@@ -409,7 +519,8 @@ pub fn App() -> impl IntoView {
                 // A broker checks readings against its own clock: real time only.
                 clock.set_value(SimClock::new(real_now, 1));
                 catch_up_step.set_value(u64::MAX);
-                let mut mqtt = MqttConfig::new(url.clone(), client_prefix());
+                let mut mqtt =
+                    MqttConfig::new(url.clone(), format!("{}{}", s.client_prefix, tab_id()));
                 mqtt.seed = s.seed ^ real_now;
                 mqtt.connections = match s
                     .connections
@@ -423,6 +534,31 @@ pub fn App() -> impl IntoView {
                         .map(|t| Box::new(t) as Box<dyn Transport>)
                         .map_err(|e| format!("MQTT settings: {e}"))
                 })
+            }
+            #[cfg(feature = "aws")]
+            Target::Aws(endpoint) => {
+                clock.set_value(SimClock::new(real_now, 1));
+                catch_up_step.set_value(u64::MAX);
+                let mut mqtt = MqttConfig::new(
+                    format!("wss://{endpoint}/mqtt"),
+                    format!("{}{}", s.client_prefix, tab_id()),
+                );
+                mqtt.seed = s.seed ^ real_now;
+                mqtt.connections = match s
+                    .connections
+                    .gateways(s.devices, s.params.update_frequency_s)
+                {
+                    None => Connections::PerDevice,
+                    Some(n) => Connections::Gateways(n),
+                };
+                match aws_mode.start(&s, endpoint, &mut mqtt) {
+                    Ok(source) => Engine::new(config, real_now, move |ids| {
+                        MqttTransport::new(mqtt, WsConnector::new(), ids, real_now)
+                            .map(|t| Box::new(t.with_url_source(source)) as Box<dyn Transport>)
+                            .map_err(|e| format!("MQTT settings: {e}"))
+                    }),
+                    Err(e) => Err(crate::engine::EngineError::Transport(e)),
+                }
             }
         };
         match built {
@@ -447,37 +583,22 @@ pub fn App() -> impl IntoView {
         errors.set(Vec::new());
         let s = settings.get_untracked();
         save_settings(&s);
-        match (s.mode, s.broker.clone()) {
-            (Mode::InPage, _) => launch(Target::InPage),
-            (_, Some(url)) => launch(Target::Broker(url)),
-            (mode, None) => {
-                state.set(RunState::Configuring);
-                wasm_bindgen_futures::spawn_local(async move {
-                    let found = fetch_config().await;
-                    if state.get_untracked() != RunState::Configuring {
-                        return; // stopped meanwhile
-                    }
-                    match (mode, found) {
-                        (_, Ok(Some(url))) => launch(Target::Broker(url)),
-                        (Mode::Auto, _) => launch(Target::InPage),
-                        (_, Ok(None)) => {
-                            errors.update(|v| {
-                                v.push(
-                                    "bad config: this host serves no config.json of `fleet local`; \
-                                     give the broker as ?broker=ws://HOST:PORT/mqtt or choose in-page"
-                                        .to_owned(),
-                                )
-                            });
-                            state.set(RunState::Stopped);
-                        }
-                        (_, Err(e)) => {
-                            errors.update(|v| v.push(format!("bad config: {e}")));
-                            state.set(RunState::Stopped);
-                        }
-                    }
-                });
+        state.set(RunState::Configuring);
+        // One path for every mode (the settings may name the target, or the host's
+        // config.json does), so `launch` has a single call site.
+        wasm_bindgen_futures::spawn_local(async move {
+            let target = resolve_target(&s, settings).await;
+            if state.get_untracked() != RunState::Configuring {
+                return; // stopped meanwhile
             }
-        }
+            match target {
+                Ok(t) => launch(t),
+                Err(why) => {
+                    errors.update(|v| v.push(format!("bad config: {why}")));
+                    state.set(RunState::Stopped);
+                }
+            }
+        });
     };
     let pause_resume = move || match state.get_untracked() {
         RunState::Running => {
@@ -519,7 +640,7 @@ pub fn App() -> impl IntoView {
     view! {
         <header class="top">
             <h1>"Fleet"</h1>
-            <Controls settings=settings />
+            <Controls settings=settings aws_mode=aws_mode errors=errors />
             <div class="controls actions">
                 <button data-testid="start" on:click=move |_| start()>
                     {move || if stopped() { "Start" } else { "Restart" }}
@@ -550,16 +671,20 @@ pub fn App() -> impl IntoView {
     }
 }
 
-fn client_prefix() -> String {
-    // Distinct per tab: two tabs running the same fleet must not take over each other's
-    // connections (a broker keeps one connection per client id).
+/// Eight hex digits, distinct per tab: two tabs running the same fleet must not take over
+/// each other's connections (a broker keeps one connection per client id).
+fn tab_id() -> String {
     let r = (js_sys::Math::random() * f64::from(u32::MAX)) as u32;
-    format!("web-{r:08x}-")
+    format!("{r:08x}-")
 }
 
 /// The fleet settings: mode, broker, counts, ramp, and the original device parameters.
 #[component]
-fn Controls(settings: RwSignal<Settings>) -> impl IntoView {
+fn Controls(
+    settings: RwSignal<Settings>,
+    aws_mode: AwsMode,
+    errors: RwSignal<Vec<String>>,
+) -> impl IntoView {
     let number = move |label: &'static str,
                        testid: &'static str,
                        get: fn(&Settings) -> String,
@@ -630,6 +755,7 @@ fn Controls(settings: RwSignal<Settings>) -> impl IntoView {
                     <option value="auto">"auto"</option>
                     <option value="in-page">"in-page"</option>
                     <option value="local">"local"</option>
+                    <option value="aws">"aws"</option>
                 </select>
             </label>
             <label>
@@ -646,6 +772,9 @@ fn Controls(settings: RwSignal<Settings>) -> impl IntoView {
                     }
                 />
             </label>
+            <Show when=move || settings.with(|s| s.mode == Mode::Aws)>
+                <AwsControls aws_mode=aws_mode settings=settings errors=errors />
+            </Show>
             {number(
                 "Devices ",
                 "device-count",
@@ -1138,13 +1267,29 @@ mod tests {
     }
 
     #[test]
-    fn config_json_of_the_local_stack_gives_the_broker_and_anything_else_none() {
+    fn config_json_of_the_local_stack_or_of_the_template_and_anything_else_none() {
         let local = r#"{"mode":"local","mqtt":{"url":"ws://127.0.0.1:8083/mqtt"}}"#;
         assert_eq!(
-            broker_from_config(local).as_deref(),
-            Some("ws://127.0.0.1:8083/mqtt")
+            host_config(local),
+            Some(HostConfig::Local("ws://127.0.0.1:8083/mqtt".into()))
         );
-        assert_eq!(broker_from_config("<!doctype html><html>"), None);
-        assert_eq!(broker_from_config(r#"{"mode":"aws"}"#), None);
+        let aws = r#"{"mode":"aws","aws":{"endpoint":"abc-ats.iot.eu-west-1.amazonaws.com","region":"eu-west-1","identityPoolId":"eu-west-1:42","clientIdPrefix":"fleet-web-"}}"#;
+        #[cfg(feature = "aws")]
+        {
+            let Some(HostConfig::Aws(pairs)) = host_config(aws) else {
+                panic!("not aws");
+            };
+            let mut s = crate::settings::Settings::default();
+            let mut warnings = Vec::new();
+            s.apply(pairs.iter().map(|(k, v)| (*k, v.as_str())), &mut warnings);
+            assert!(warnings.is_empty(), "{warnings:?}");
+            assert_eq!(s.pool.as_deref(), Some("eu-west-1:42"));
+            assert_eq!(s.region, "eu-west-1");
+        }
+        #[cfg(not(feature = "aws"))]
+        assert_eq!(host_config(aws), None);
+        assert_eq!(host_config("<!doctype html><html>"), None);
+        assert_eq!(host_config(r#"{"mode":"aws"}"#), None);
+        assert_eq!(host_config(r#"{"mode":"cloud"}"#), None);
     }
 }

@@ -27,6 +27,9 @@
 //! UI only reads what the engine holds.
 
 pub mod app;
+#[cfg(feature = "aws")]
+pub mod aws;
+pub mod aws_mode;
 pub mod chart;
 pub mod engine;
 pub mod export;

@@ -3,7 +3,8 @@
 //! copy, then the URL. A value that cannot be used is reported in plain words and the
 //! previous one is kept.
 //!
-//! Nothing secret is ever a setting: the AWS mode's credentials will live elsewhere.
+//! Nothing secret is ever a setting: the AWS mode's credentials live in memory only
+//! (`aws.rs`); its endpoint, region and pool id are not secrets.
 
 use fleet_core::DeviceParams;
 
@@ -25,6 +26,8 @@ pub enum Mode {
     InPage,
     /// `fleet local`'s broker over WebSocket.
     Local,
+    /// AWS IoT Core over a presigned `wss://` URL.
+    Aws,
 }
 
 impl Mode {
@@ -34,6 +37,7 @@ impl Mode {
             Mode::Auto => "auto",
             Mode::InPage => "in-page",
             Mode::Local => "local",
+            Mode::Aws => "aws",
         }
     }
 
@@ -42,6 +46,7 @@ impl Mode {
             "auto" => Some(Mode::Auto),
             "in-page" | "inpage" => Some(Mode::InPage),
             "local" => Some(Mode::Local),
+            "aws" => Some(Mode::Aws),
             _ => None,
         }
     }
@@ -101,6 +106,17 @@ pub struct Settings {
     pub mode: Mode,
     /// Broker WebSocket URL for local mode; `None` takes it from `config.json`.
     pub broker: Option<String>,
+    /// AWS mode: the IoT Core data endpoint (`xxxx-ats.iot.REGION.amazonaws.com`). The
+    /// AWS fields are read from the URL only in builds with the `aws` feature.
+    pub endpoint: Option<String>,
+    /// AWS mode: the region.
+    pub region: String,
+    /// AWS mode: the Cognito Identity Pool id (none: pasted credentials).
+    pub pool: Option<String>,
+    /// AWS mode: where Cognito is, when not AWS's endpoint for the region (a stand-in).
+    pub cognito: Option<String>,
+    /// Client ids start with this (the pool's role allows only this prefix).
+    pub client_prefix: String,
     /// Number of devices.
     pub devices: usize,
     /// Buildings.
@@ -124,6 +140,11 @@ impl Default for Settings {
         Settings {
             mode: Mode::Auto,
             broker: None,
+            endpoint: None,
+            region: "us-east-1".to_owned(),
+            pool: None,
+            cognito: None,
+            client_prefix: "fleet-web-".to_owned(),
             devices: 12,
             buildings: 3,
             ramp_per_s: 50,
@@ -158,6 +179,76 @@ impl Settings {
                         self.broker = Some(value.to_owned());
                     } else {
                         bad("a broker URL starts with ws:// or wss://");
+                    }
+                }
+                #[cfg(feature = "aws")]
+                "endpoint" if value.is_empty() => self.endpoint = None,
+                #[cfg(feature = "aws")]
+                "endpoint" => {
+                    // A host name, as `aws iot describe-endpoint` prints it.
+                    let host = value
+                        .strip_prefix("wss://")
+                        .or_else(|| value.strip_prefix("https://"))
+                        .unwrap_or(value);
+                    let host = host.strip_suffix("/mqtt").unwrap_or(host);
+                    let host = host.strip_suffix('/').unwrap_or(host);
+                    if !host.is_empty()
+                        && host
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-.:".contains(c))
+                    {
+                        self.endpoint = Some(host.to_owned());
+                    } else {
+                        bad(
+                            "an IoT Core endpoint host, e.g. abc123-ats.iot.us-east-1.amazonaws.com",
+                        );
+                    }
+                }
+                #[cfg(feature = "aws")]
+                "region" => {
+                    if !value.is_empty()
+                        && value
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    {
+                        self.region = value.to_owned();
+                    } else {
+                        bad("a region such as us-east-1");
+                    }
+                }
+                #[cfg(feature = "aws")]
+                "pool" if value.is_empty() => self.pool = None,
+                #[cfg(feature = "aws")]
+                "pool" => {
+                    if value
+                        .split_once(':')
+                        .is_some_and(|(r, id)| !r.is_empty() && !id.is_empty())
+                    {
+                        self.pool = Some(value.to_owned());
+                    } else {
+                        bad("an Identity Pool id, REGION:GUID");
+                    }
+                }
+                #[cfg(feature = "aws")]
+                "cognito" if value.is_empty() => self.cognito = None,
+                #[cfg(feature = "aws")]
+                "cognito" => {
+                    if value.starts_with("https://") || value.starts_with("http://") {
+                        self.cognito = Some(value.to_owned());
+                    } else {
+                        bad("an http(s) URL");
+                    }
+                }
+                "prefix" => {
+                    if !value.is_empty()
+                        && value.len() <= 64
+                        && value
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+                    {
+                        self.client_prefix = value.to_owned();
+                    } else {
+                        bad("up to 64 letters, digits, - or _");
                     }
                 }
                 "devices" => match value.parse::<usize>() {
@@ -223,6 +314,24 @@ impl Settings {
         }
         if let Some(b) = &self.broker {
             pairs.push(("broker", b.clone()));
+        }
+        #[cfg(feature = "aws")]
+        {
+            for (key, value, default) in [
+                ("endpoint", &self.endpoint, &d.endpoint),
+                ("pool", &self.pool, &d.pool),
+                ("cognito", &self.cognito, &d.cognito),
+            ] {
+                if let Some(v) = value.as_ref().filter(|v| Some(*v) != default.as_ref()) {
+                    pairs.push((key, v.clone()));
+                }
+            }
+            if self.region != d.region {
+                pairs.push(("region", self.region.clone()));
+            }
+        }
+        if self.client_prefix != d.client_prefix {
+            pairs.push(("prefix", self.client_prefix.clone()));
         }
         if self.connections != d.connections {
             pairs.push(("connections", self.connections.to_query()));
@@ -336,6 +445,37 @@ mod tests {
         assert_eq!(warnings.len(), 2);
         s.apply(pairs("connections=per-device"), &mut warnings);
         assert_eq!(s.connections, ConnectionSetting::PerDevice);
+    }
+
+    #[cfg(feature = "aws")]
+    #[test]
+    fn aws_settings_round_trip_and_hold_no_secret() {
+        let mut s = Settings::default();
+        let mut warnings = Vec::new();
+        s.apply(
+            pairs("mode=aws&endpoint=wss://abc-ats.iot.eu-west-1.amazonaws.com/mqtt&region=eu-west-1&pool=eu-west-1:1f2e&prefix=fleet-web-"),
+            &mut warnings,
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(s.mode, Mode::Aws);
+        assert_eq!(
+            s.endpoint.as_deref(),
+            Some("abc-ats.iot.eu-west-1.amazonaws.com")
+        );
+        let q = s.to_query();
+        assert_eq!(
+            q,
+            "mode=aws&endpoint=abc-ats.iot.eu-west-1.amazonaws.com&pool=eu-west-1:1f2e&region=eu-west-1"
+        );
+        let mut back = Settings::default();
+        back.apply(pairs(&q), &mut warnings);
+        assert_eq!(back, s);
+        s.apply(
+            pairs("endpoint=a b&region=EU&pool=nope&cognito=ftp://x&prefix=a/b&secret=x"),
+            &mut warnings,
+        );
+        assert_eq!(warnings.len(), 5, "{warnings:?}");
+        assert_eq!(back, s);
     }
 
     #[test]

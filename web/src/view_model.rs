@@ -147,6 +147,9 @@ impl Default for Snapshot {
 impl Snapshot {
     /// Copies what the UI shows out of `engine`, with the band `[band_min, band_max]`; the
     /// curves only of the devices in `visible` (the cards on screen).
+    // Never inlined: the page takes snapshots from several closures, and a copy of this
+    // body in each cost kilobytes of wasm.
+    #[inline(never)]
     pub fn of(engine: &Engine, band_min: f64, band_max: f64, visible: Range<usize>) -> Snapshot {
         let devices = engine
             .devices()

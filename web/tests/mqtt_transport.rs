@@ -131,3 +131,64 @@ fn devices_publish_get_commands_and_ride_out_a_stack_restart() {
         0
     );
 }
+
+#[test]
+fn each_connection_takes_a_fresh_url_and_old_connections_are_renewed() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let stack = start_stack(&rt, dir.path(), port);
+
+    // The source fails once (as an expired credential would), then signs a fresh URL.
+    let calls: Rc<RefCell<Vec<u64>>> = Rc::default();
+    let seen = Rc::clone(&calls);
+    let mut first = true;
+    let source = Box::new(move |now: u64| {
+        seen.borrow_mut().push(now);
+        if std::mem::take(&mut first) {
+            return Err("credentials are being refreshed".to_owned());
+        }
+        Ok(format!("tcp://{port}"))
+    });
+    let config = EngineConfig {
+        devices: 2,
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(config, now_ms(), |ids| {
+        let mut mqtt = MqttConfig::new("wss://endpoint.example/mqtt", "renew-");
+        mqtt.max_connection_ms = Some(1500);
+        mqtt.backoff.initial_ms = 100;
+        let t = MqttTransport::new(mqtt, support::TcpConnector::default(), ids, now_ms())
+            .map_err(|e| e.to_string())?
+            .with_url_source(source);
+        Ok(Box::new(t) as Box<dyn Transport>)
+    })
+    .unwrap();
+    let up = |e: &Engine| (0..2).all(|i| e.link(i) == LinkState::Up);
+    // The first attempt's failure is shown in plain words, with no URL in it.
+    assert!(run_until(&mut engine, Duration::from_secs(5), |e| e
+        .problem()
+        .is_some_and(|p| p.contains("refreshed"))));
+    assert!(run_until(&mut engine, Duration::from_secs(10), up));
+    let before = calls.borrow().len();
+    // Connections older than 1.5 s are renewed, each with a newly made URL.
+    assert!(run_until(&mut engine, Duration::from_secs(10), |e| {
+        e.stats().transport.reconnects >= 3
+    }));
+    assert!(run_until(&mut engine, Duration::from_secs(5), up));
+    assert!(calls.borrow().len() >= before + 3, "{:?}", calls.borrow());
+    assert!(calls.borrow().windows(2).all(|w| w[0] <= w[1]));
+    // Nothing was lost across the renewals.
+    assert!(run_until(&mut engine, Duration::from_secs(5), |e| {
+        e.stats().transport.unacked == 0 && e.stats().transport.acked > 0
+    }));
+    assert_eq!(engine.stats().transport.dropped, 0);
+    engine.close(now_ms());
+    rt.block_on(stack.shutdown());
+}

@@ -90,7 +90,14 @@ pub struct MqttConfig {
     pub backoff: Backoff,
     /// Seed of the reconnect jitter.
     pub seed: u64,
+    /// Reconnects a link connected this long (IoT Core closes WebSockets after 24 h; a
+    /// planned reconnect before that is also a fresh signature). `None`: never.
+    pub max_connection_ms: Option<u64>,
 }
+
+/// Gives the URL of each new connection at that moment: how the AWS mode presigns a fresh
+/// URL for every connect and reconnect. Its errors are shown as the connection's problem.
+pub type UrlSource = Box<dyn FnMut(u64) -> Result<String, String>>;
 
 impl MqttConfig {
     /// Defaults for a broker at `url`.
@@ -107,6 +114,7 @@ impl MqttConfig {
                 max_ms: 10_000,
             },
             seed: 1,
+            max_connection_ms: None,
         }
     }
 }
@@ -120,6 +128,7 @@ struct Link<S> {
     /// Filters to subscribe to when it starts.
     filters: Vec<String>,
     lost: bool,
+    connected_at_ms: u64,
 }
 
 /// MQTT sessions for a fleet, and one for the alarm topic.
@@ -134,6 +143,7 @@ pub struct MqttTransport<C: Connector> {
     acked: u64,
     dropped: u64,
     problem: Option<String>,
+    url_source: Option<UrlSource>,
 }
 
 impl<C: Connector> std::fmt::Debug for MqttTransport<C> {
@@ -232,7 +242,16 @@ impl<C: Connector> MqttTransport<C> {
             acked: 0,
             dropped: 0,
             problem: None,
+            url_source: None,
         })
+    }
+
+    /// Takes each connection's URL from `source` rather than the fixed
+    /// [`MqttConfig::url`], which then only names the broker in messages (so a presigned
+    /// URL's signature and token never reach the screen).
+    pub fn with_url_source(mut self, source: UrlSource) -> MqttTransport<C> {
+        self.url_source = Some(source);
+        self
     }
 
     /// How many connections the devices use (not counting the alarm watcher).
@@ -247,13 +266,27 @@ impl<C: Connector> MqttTransport<C> {
 
     /// Opens or closes sockets and sends what each session holds.
     fn drive(&mut self, index: usize, now_ms: u64) {
-        let url = &self.config.url;
         let link = &mut self.links[index];
         if !link.started {
             return;
         }
         if link.session.poll_timeout().is_some_and(|at| at <= now_ms) {
             link.session.handle_timeout(now_ms);
+        }
+        if link.session.status() != Status::Connected {
+            link.connected_at_ms = 0;
+        } else if link.connected_at_ms == 0 {
+            link.connected_at_ms = now_ms;
+        } else if self
+            .config
+            .max_connection_ms
+            .is_some_and(|max| now_ms.saturating_sub(link.connected_at_ms) >= max)
+        {
+            // A planned reconnect: queued and unacknowledged readings go out again on the
+            // new connection.
+            link.session.disconnect(now_ms);
+            link.session.reconnect(now_ms);
+            link.connected_at_ms = 0;
         }
         loop {
             match link.session.poll_transport(now_ms) {
@@ -264,7 +297,11 @@ impl<C: Connector> MqttTransport<C> {
                         index,
                         generation: link.generation,
                     };
-                    match self.connector.open(url, key) {
+                    let url = match self.url_source.as_mut() {
+                        Some(source) => source(now_ms),
+                        None => Ok(self.config.url.clone()),
+                    };
+                    match url.and_then(|url| self.connector.open(&url, key)) {
                         Ok(socket) => link.socket = Some(socket),
                         Err(e) => link.session.transport_closed(now_ms, Some(e)),
                     }
@@ -353,6 +390,7 @@ impl<S> Link<S> {
             started: false,
             filters,
             lost: false,
+            connected_at_ms: 0,
         }
     }
 

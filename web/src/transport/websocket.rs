@@ -48,11 +48,19 @@ impl Drop for WsSocket {
     }
 }
 
+/// The largest WebSocket message sent: brokers cap messages (ours at 132 KiB, like IoT
+/// Core's 128 KiB payloads plus headers), and a gateway's window of 100 publishes can be
+/// bigger than that; MQTT allows any split of its stream over messages.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+
 impl Socket for WsSocket {
     fn send(&mut self, data: &[u8]) -> Result<(), String> {
-        self.ws
-            .send_with_u8_array(data)
-            .map_err(|e| format!("could not send on the WebSocket: {}", js_text(&e)))
+        for chunk in data.chunks(MAX_MESSAGE) {
+            self.ws
+                .send_with_u8_array(chunk)
+                .map_err(|e| format!("could not send on the WebSocket: {}", js_text(&e)))?;
+        }
+        Ok(())
     }
 }
 
@@ -60,8 +68,10 @@ impl Connector for WsConnector {
     type Socket = WsSocket;
 
     fn open(&mut self, url: &str, key: LinkKey) -> Result<WsSocket, String> {
-        let ws = WebSocket::new_with_str(url, "mqtt")
-            .map_err(|e| format!("bad broker URL {url:?}: {}", js_text(&e)))?;
+        let ws = WebSocket::new_with_str(url, "mqtt").map_err(|e| {
+            let shown = url.split('?').next().unwrap_or(url);
+            format!("bad broker URL {shown:?}: {}", js_text(&e))
+        })?;
         ws.set_binary_type(BinaryType::Arraybuffer);
         let opened = Rc::new(Cell::new(false));
 
@@ -79,7 +89,8 @@ impl Connector for WsConnector {
             }
         });
         let queue = Rc::clone(&self.queue);
-        let target = url.to_owned();
+        // Without the query: a presigned URL's signature and token never reach the screen.
+        let target = url.split('?').next().unwrap_or(url).to_owned();
         let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |ev: CloseEvent| {
             let why = close_reason(&target, opened.get(), ev.code(), &ev.reason());
             queue.borrow_mut().push((key, SocketEvent::Closed(why)));

@@ -1,0 +1,436 @@
+//! The readings and decisions tables on DynamoDB.
+//!
+//! Writes go through [`BatchWriter`]: `BatchWriteItem` with 25 items per call (DynamoDB's
+//! limit), chunks in parallel, `UnprocessedItems` retried with exponential backoff and full
+//! jitter for a bounded number of attempts. A chunk refused whole by a validation error is
+//! retried item by item (`PutItem`), so one bad item fails only its own record.
+//!
+//! Items: a reading is [`reading_item`] (partition `device`, sort `sk` =
+//! `{ts:013}#{seq:010}`, TTL `ttl`, as fleet-core's [`ReadingRow`]); the decisions table holds
+//! decision items (sort key `d#` + the reading's sort key) and one state item per device
+//! (sort key [`STATE_SK`], the core's [`DeviceState`] as JSON, as the local stack stores it).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use fleet_core::{BuildingId, DeviceId, DeviceState, ReadingRow};
+use fleet_pipeline::StoreError;
+use futures_util::StreamExt;
+
+use super::store_error;
+use crate::ports::{DecisionRecord, DecisionTable, ReadingTable, RowsFailed};
+
+/// An item as the SDK takes it.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// DynamoDB's limit of items per `BatchWriteItem`.
+pub const BATCH_LIMIT: usize = 25;
+/// Sort key of a device's state item in the decisions table.
+pub const STATE_SK: &str = "state";
+/// How long decisions are kept (the local stack's retention): 7 days.
+pub const DECISION_TTL_S: u64 = 7 * 86_400;
+/// How long an idle device's state is kept: 30 days.
+pub const STATE_TTL_S: u64 = 30 * 86_400;
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// The readings table item of a row.
+pub fn reading_item(row: &ReadingRow) -> Item {
+    let mut item = HashMap::with_capacity(11);
+    item.insert("device".to_owned(), s(row.device.as_str()));
+    item.insert("sk".to_owned(), s(&row.sort_key));
+    item.insert("building".to_owned(), s(row.building.as_str()));
+    if let Some(seq) = row.seq {
+        item.insert("seq".to_owned(), n(seq));
+    }
+    if let Some(ts) = row.ts {
+        item.insert("ts".to_owned(), n(ts));
+    }
+    item.insert("received_ms".to_owned(), n(row.received_ms));
+    item.insert("temperature".to_owned(), n(row.temperature));
+    item.insert("humidity".to_owned(), n(row.humidity));
+    item.insert("legacy".to_owned(), AttributeValue::Bool(row.legacy));
+    item.insert("ttl".to_owned(), n(row.ttl));
+    item.insert("source_id".to_owned(), s(&row.source_id));
+    item
+}
+
+/// An item is not what this crate writes.
+#[derive(Debug, thiserror::Error)]
+#[error("attribute `{attribute}` is missing or malformed")]
+pub struct ItemError {
+    /// The attribute.
+    pub attribute: &'static str,
+}
+
+fn get_s<'a>(item: &'a Item, attribute: &'static str) -> Result<&'a str, ItemError> {
+    match item.get(attribute) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(ItemError { attribute }),
+    }
+}
+
+fn get_n<T: std::str::FromStr>(
+    item: &Item,
+    attribute: &'static str,
+) -> Result<Option<T>, ItemError> {
+    match item.get(attribute) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::N(v)) => v.parse().map(Some).map_err(|_| ItemError { attribute }),
+        Some(_) => Err(ItemError { attribute }),
+    }
+}
+
+fn req_n<T: std::str::FromStr>(item: &Item, attribute: &'static str) -> Result<T, ItemError> {
+    get_n(item, attribute)?.ok_or(ItemError { attribute })
+}
+
+/// A readings table item back as a row.
+pub fn row_from_item(item: &Item) -> Result<ReadingRow, ItemError> {
+    let id = |attribute| get_s(item, attribute).map(str::to_owned);
+    Ok(ReadingRow {
+        device: DeviceId::try_from(id("device")?).map_err(|_| ItemError {
+            attribute: "device",
+        })?,
+        sort_key: id("sk")?,
+        building: BuildingId::try_from(id("building")?).map_err(|_| ItemError {
+            attribute: "building",
+        })?,
+        seq: get_n(item, "seq")?,
+        ts: get_n(item, "ts")?,
+        received_ms: req_n(item, "received_ms")?,
+        temperature: req_n(item, "temperature")?,
+        humidity: req_n(item, "humidity")?,
+        legacy: matches!(item.get("legacy"), Some(AttributeValue::Bool(true))),
+        ttl: req_n(item, "ttl")?,
+        source_id: id("source_id").unwrap_or_default(),
+    })
+}
+
+/// The decisions table item of a decision.
+pub fn decision_item(record: &DecisionRecord<'_>) -> Item {
+    let d = record.decision;
+    let mut item = HashMap::with_capacity(14);
+    item.insert("device".to_owned(), s(d.device.as_str()));
+    item.insert("sk".to_owned(), s(&format!("d#{}", record.reading_sk)));
+    if let Some(b) = &d.building {
+        item.insert("building".to_owned(), s(b.as_str()));
+    }
+    item.insert("at_ms".to_owned(), n(d.at_ms));
+    if let Some(seq) = d.reading_seq {
+        item.insert("reading_seq".to_owned(), n(seq));
+    }
+    item.insert("reading_ts".to_owned(), n(d.reading_ts));
+    item.insert("temperature".to_owned(), n(d.temperature));
+    item.insert("humidity".to_owned(), n(d.humidity));
+    if let Some(p) = d.previous_temperature {
+        item.insert("previous_temperature".to_owned(), n(p));
+    }
+    item.insert("reason".to_owned(), s(d.reason.code()));
+    if let Some(c) = &d.command {
+        item.insert("action".to_owned(), s(c.action.as_str()));
+        // Serializing plain values cannot fail; an empty string would only lose the copy.
+        item.insert(
+            "command".to_owned(),
+            s(&serde_json::to_string(c).unwrap_or_default()),
+        );
+    }
+    item.insert("legacy".to_owned(), AttributeValue::Bool(d.legacy));
+    item.insert("ttl".to_owned(), n(d.at_ms / 1000 + DECISION_TTL_S));
+    item
+}
+
+/// The state item of a device.
+pub fn state_item(
+    device: &DeviceId,
+    state: &DeviceState,
+    now_ms: u64,
+) -> Result<Item, serde_json::Error> {
+    let mut item = HashMap::with_capacity(5);
+    item.insert("device".to_owned(), s(device.as_str()));
+    item.insert("sk".to_owned(), s(STATE_SK));
+    item.insert("state".to_owned(), s(&serde_json::to_string(state)?));
+    item.insert("updated_ms".to_owned(), n(now_ms));
+    item.insert("ttl".to_owned(), n(now_ms / 1000 + STATE_TTL_S));
+    Ok(item)
+}
+
+/// `BatchWriteItem` with bounded, jittered retries of unprocessed items.
+#[derive(Debug, Clone)]
+pub struct BatchWriter {
+    /// The client.
+    pub client: Client,
+    /// The table.
+    pub table: String,
+    /// Calls per chunk at most, the first included (5).
+    pub max_attempts: u32,
+    /// Backoff before the second call; doubles each time, capped at 1 s (25 ms).
+    pub base_delay: Duration,
+    /// Chunks written at once (8).
+    pub concurrency: usize,
+}
+
+/// Per-write jitter from a counter and the clock: no RNG dependency for one number.
+fn jitter(max: Duration) -> Duration {
+    static STATE: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut x = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ u64::from(nanos);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    x ^= x >> 33;
+    let max_ns = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX).max(1);
+    Duration::from_nanos(x % max_ns)
+}
+
+fn key_of(item: &Item) -> Option<(String, String)> {
+    match (item.get("device"), item.get("sk")) {
+        (Some(AttributeValue::S(d)), Some(AttributeValue::S(k))) => Some((d.clone(), k.clone())),
+        _ => None,
+    }
+}
+
+impl BatchWriter {
+    /// A writer with the default retry settings.
+    pub fn new(client: Client, table: impl Into<String>) -> BatchWriter {
+        BatchWriter {
+            client,
+            table: table.into(),
+            max_attempts: 5,
+            base_delay: Duration::from_millis(25),
+            concurrency: 8,
+        }
+    }
+
+    /// Writes the items; on failure, the indexes of the items not written.
+    pub async fn write(&self, items: Vec<Item>) -> Result<(), RowsFailed> {
+        let chunks: Vec<Vec<(usize, Item)>> = {
+            let mut chunks = Vec::new();
+            let mut it = items.into_iter().enumerate().peekable();
+            while it.peek().is_some() {
+                chunks.push(it.by_ref().take(BATCH_LIMIT).collect());
+            }
+            chunks
+        };
+        let results: Vec<Result<(), RowsFailed>> = futures_util::stream::iter(chunks)
+            .map(|chunk| self.write_chunk(chunk))
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        let mut failed = BTreeSet::new();
+        let mut first = None;
+        for r in results {
+            if let Err(e) = r {
+                failed.extend(e.failed);
+                first.get_or_insert(e.source);
+            }
+        }
+        match first {
+            None => Ok(()),
+            Some(source) => Err(RowsFailed { failed, source }),
+        }
+    }
+
+    async fn write_chunk(&self, chunk: Vec<(usize, Item)>) -> Result<(), RowsFailed> {
+        let mut index: HashMap<(String, String), usize> = HashMap::with_capacity(chunk.len());
+        let mut pending: Vec<WriteRequest> = Vec::with_capacity(chunk.len());
+        for (i, item) in chunk {
+            if let Some(k) = key_of(&item) {
+                index.insert(k, i);
+            }
+            let put = PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| RowsFailed {
+                    failed: BTreeSet::from([i]),
+                    source: store_error("build put request", e),
+                })?;
+            pending.push(WriteRequest::builder().put_request(put).build());
+        }
+        let indexes = |requests: &[WriteRequest]| -> BTreeSet<usize> {
+            requests
+                .iter()
+                .filter_map(|r| r.put_request().and_then(|p| key_of(p.item())))
+                .filter_map(|k| index.get(&k).copied())
+                .collect()
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, pending.clone())
+                .send()
+                .await;
+            match result {
+                Ok(out) => {
+                    pending = out
+                        .unprocessed_items
+                        .and_then(|mut u| u.remove(&self.table))
+                        .unwrap_or_default();
+                    if pending.is_empty() {
+                        return Ok(());
+                    }
+                    if attempt >= self.max_attempts {
+                        return Err(RowsFailed {
+                            failed: indexes(&pending),
+                            source: StoreError::new(
+                                "write items",
+                                format!(
+                                    "{} item(s) still unprocessed after {attempt} attempts",
+                                    pending.len()
+                                ),
+                            ),
+                        });
+                    }
+                    let cap = self
+                        .base_delay
+                        .saturating_mul(1 << attempt.min(10))
+                        .min(Duration::from_secs(1));
+                    tokio::time::sleep(jitter(cap)).await;
+                }
+                Err(e) if e.code() == Some("ValidationException") && pending.len() > 1 => {
+                    return self.isolate(pending, &index).await;
+                }
+                Err(e) => {
+                    return Err(RowsFailed {
+                        failed: indexes(&pending),
+                        source: store_error("write items", e),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Writes a refused chunk item by item, so only the bad items fail.
+    async fn isolate(
+        &self,
+        pending: Vec<WriteRequest>,
+        index: &HashMap<(String, String), usize>,
+    ) -> Result<(), RowsFailed> {
+        let mut failed = BTreeSet::new();
+        let mut first = None;
+        for request in pending {
+            let Some(item) = request.put_request.map(|p| p.item) else {
+                continue;
+            };
+            let i = key_of(&item).and_then(|k| index.get(&k).copied());
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+                .await;
+            if let Err(e) = result {
+                failed.extend(i);
+                first.get_or_insert_with(|| store_error("write item", e));
+            }
+        }
+        match first {
+            None => Ok(()),
+            Some(source) => Err(RowsFailed { failed, source }),
+        }
+    }
+}
+
+/// The readings table.
+#[derive(Debug, Clone)]
+pub struct DynamoReadings {
+    /// Its writer.
+    pub writer: BatchWriter,
+}
+
+impl ReadingTable for DynamoReadings {
+    async fn put_rows(&self, rows: &[ReadingRow]) -> Result<(), RowsFailed> {
+        self.writer
+            .write(rows.iter().map(reading_item).collect())
+            .await
+    }
+}
+
+/// The decisions table: decision items and device states.
+#[derive(Debug, Clone)]
+pub struct DynamoDecisions {
+    /// Its writer (and client).
+    pub writer: BatchWriter,
+}
+
+impl DecisionTable for DynamoDecisions {
+    async fn device_state(&self, device: &DeviceId) -> Result<DeviceState, StoreError> {
+        let out = self
+            .writer
+            .client
+            .get_item()
+            .table_name(&self.writer.table)
+            .key("device", s(device.as_str()))
+            .key("sk", s(STATE_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("read device state", e))?;
+        let Some(item) = out.item else {
+            return Ok(DeviceState::default());
+        };
+        let json = get_s(&item, "state").map_err(|e| StoreError::new("read device state", e))?;
+        serde_json::from_str(json).map_err(|e| StoreError::new("read device state", e))
+    }
+
+    async fn record(
+        &self,
+        device: &DeviceId,
+        decisions: &[DecisionRecord<'_>],
+        next: &DeviceState,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut items: Vec<Item> = decisions.iter().map(decision_item).collect();
+        items.push(
+            state_item(device, next, now_ms).map_err(|e| StoreError::new("record decisions", e))?,
+        );
+        self.writer.write(items).await.map_err(|e| e.source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reading_items_round_trip() {
+        let row = ReadingRow {
+            device: "d-1".try_into().unwrap(),
+            sort_key: ReadingRow::sort_key(Some(7), Some(1_764_230_400_123), 1, "m"),
+            building: "1".try_into().unwrap(),
+            seq: Some(7),
+            ts: Some(1_764_230_400_123),
+            received_ms: 1_764_230_400_200,
+            temperature: 27.35,
+            humidity: 61.0,
+            legacy: false,
+            ttl: 1_764_316_800,
+            source_id: "m".into(),
+        };
+        let item = reading_item(&row);
+        assert_eq!(item.get("sk"), Some(&s("1764230400123#0000000007")));
+        assert_eq!(row_from_item(&item).unwrap(), row);
+    }
+
+    #[test]
+    fn jitter_stays_below_its_cap() {
+        for _ in 0..100 {
+            assert!(jitter(Duration::from_millis(3)) < Duration::from_millis(3));
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The narrow traits the handlers need: one per capability, so each function (and its IAM
+//! policy in the template) asks only for what it uses. Errors are fleet-pipeline's
+//! [`StoreError`], which keeps the adapter's error as its source.
+//!
+//! | function | ports |
+//! |---|---|
+//! | worker | [`ReadingTable`], [`Archive`], [`MetricLog`] |
+//! | remediation | [`DecisionTable`], [`Publisher`] |
+//! | notifier | [`Publisher`] |
+
+use std::collections::BTreeSet;
+use std::future::Future;
+
+use fleet_core::{ArchiveObject, Decision, DeviceId, DeviceState, ReadingRow};
+use fleet_pipeline::StoreError;
+
+/// Some rows of a batch write could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("{} row(s) not written: {source}", failed.len())]
+pub struct RowsFailed {
+    /// Indexes (into the rows given) of the rows not written.
+    pub failed: BTreeSet<usize>,
+    /// The (first) error behind it.
+    #[source]
+    pub source: StoreError,
+}
+
+/// The readings table.
+pub trait ReadingTable: Sync {
+    /// Writes the rows. A row already stored under the same key is overwritten with equal
+    /// content (a redelivery), which keeps writes idempotent. On failure, says which rows
+    /// were not written; the others were.
+    fn put_rows(&self, rows: &[ReadingRow]) -> impl Future<Output = Result<(), RowsFailed>> + Send;
+}
+
+/// The archive bucket.
+pub trait Archive: Sync {
+    /// Writes an object, replacing one with the same key.
+    fn put_object(
+        &self,
+        object: &ArchiveObject,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// One decision to record, with the sort key of the reading it is about.
+#[derive(Debug, Clone, Copy)]
+pub struct DecisionRecord<'a> {
+    /// The reading's sort key (`{ts:013}#{seq:010}`): decisions are keyed by it, so a
+    /// redelivered reading's decision overwrites instead of duplicating.
+    pub reading_sk: &'a str,
+    /// The decision.
+    pub decision: &'a Decision,
+}
+
+/// Per-device remediation state and the decision log (the original's remediation table).
+pub trait DecisionTable: Sync {
+    /// The device's state; the default state for a device never seen.
+    fn device_state(
+        &self,
+        device: &DeviceId,
+    ) -> impl Future<Output = Result<DeviceState, StoreError>> + Send;
+
+    /// Records decisions about one device and its next state, after the commands went out.
+    fn record(
+        &self,
+        device: &DeviceId,
+        decisions: &[DecisionRecord<'_>],
+        next: &DeviceState,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// MQTT publishing through IoT Core.
+pub trait Publisher: Sync {
+    /// Publishes `payload` on `topic` (QoS 1).
+    fn publish(
+        &self,
+        topic: &str,
+        payload: &[u8],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Where EMF metric lines go (stdout in Lambda: CloudWatch Logs extracts the metrics).
+pub trait MetricLog: Sync {
+    /// Emits the lines, one JSON document each.
+    fn emit(&self, lines: &[String]);
+}

@@ -1,0 +1,227 @@
+//! The worker (§4.4): IoT Rule → SQS batches (or a direct invoke) → the core's worker plan →
+//! EMF lines on stdout, one NDJSON archive object per batch, table rows.
+//!
+//! The three sinks run concurrently and each failure is reported: a failed archive write
+//! fails the records it holds, a failed row fails its record; Lambda redelivers only those
+//! (`ReportBatchItemFailures`). A bad message is rejected by the plan (logged with its
+//! reason, counted in EMF, archived under `rejected/…`) and acknowledged, because a retry
+//! would only reject it again.
+
+use std::collections::{BTreeSet, HashMap};
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use fleet_core::{Incoming, PlanSummary, WorkerConfig, plan};
+use serde_json::Value;
+use tracing::{error, info, warn};
+
+use crate::envelope::Message;
+use crate::ports::{Archive, MetricLog, ReadingTable};
+
+/// The worker's handler: the plan settings and the ports it writes through.
+#[derive(Debug)]
+pub struct Worker<T, A, M> {
+    /// The core's worker settings (TTL, band, metric devices).
+    pub config: WorkerConfig,
+    /// The readings table.
+    pub table: T,
+    /// The archive bucket.
+    pub archive: A,
+    /// Where EMF lines go.
+    pub metrics: M,
+}
+
+/// What one batch came to.
+#[derive(Debug, Default)]
+pub struct BatchReport {
+    /// Ids of the messages to redeliver, in batch order.
+    pub failed: Vec<String>,
+    /// The plan's counts.
+    pub summary: PlanSummary,
+    /// Every write error, as text (also logged).
+    pub errors: Vec<String>,
+}
+
+/// The handler could not report its failures per record (a direct invoke, or a failed
+/// record without a message id): Lambda must retry the whole event.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Some writes failed.
+    #[error("{count} message(s) could not be stored: {first}")]
+    Failed {
+        /// How many messages failed.
+        count: usize,
+        /// The first error.
+        first: String,
+    },
+    /// The event is neither an SQS batch nor an envelope.
+    #[error("the event is not an SQS batch: {0}")]
+    BadEvent(#[from] serde_json::Error),
+}
+
+impl<T: ReadingTable, A: Archive, M: MetricLog> Worker<T, A, M> {
+    /// Runs one batch of messages through the plan and the sinks.
+    pub async fn handle_messages(&self, messages: &[Message]) -> BatchReport {
+        let incoming: Vec<Incoming<'_>> = messages.iter().map(Message::incoming).collect();
+        let plan = plan(&self.config, &incoming);
+
+        let envelope_errors: HashMap<&str, &crate::envelope::EnvelopeError> = messages
+            .iter()
+            .filter_map(|m| m.envelope_error.as_ref().map(|e| (m.id.as_str(), e)))
+            .collect();
+        for r in &plan.rejected {
+            let envelope = envelope_errors.get(r.source_id.as_str());
+            warn!(
+                message_id = %r.source_id,
+                topic = %r.topic,
+                code = r.reason.code(),
+                reason = %r.reason,
+                envelope = envelope.map(|e| e.to_string()),
+                "rejected"
+            );
+        }
+        self.metrics.emit(&plan.emf);
+
+        let readings = async {
+            match &plan.archive {
+                Some(o) => self.archive.put_object(o).await,
+                None => Ok(()),
+            }
+        };
+        let rejected = async {
+            match &plan.rejected_archive {
+                Some(o) => self.archive.put_object(o).await,
+                None => Ok(()),
+            }
+        };
+        let rows = self.table.put_rows(&plan.rows);
+        let (readings, rejected, rows) = tokio::join!(readings, rejected, rows);
+
+        let mut failed: BTreeSet<&str> = BTreeSet::new();
+        let mut errors = Vec::new();
+        if let Err(e) = readings {
+            error!(error = %e, rows = plan.rows.len(), "archiving the readings failed; their messages will be redelivered");
+            failed.extend(plan.rows.iter().map(|r| r.source_id.as_str()));
+            errors.push(e.to_string());
+        }
+        if let Err(e) = rejected {
+            error!(error = %e, rejected = plan.rejected.len(), "archiving the rejected messages failed; they will be redelivered");
+            failed.extend(plan.rejected.iter().map(|r| r.source_id.as_str()));
+            errors.push(e.to_string());
+        }
+        if let Err(e) = rows {
+            error!(error = %e, "writing readings failed; their messages will be redelivered");
+            failed.extend(
+                e.failed
+                    .iter()
+                    .filter_map(|&i| plan.rows.get(i))
+                    .map(|r| r.source_id.as_str()),
+            );
+            errors.push(e.to_string());
+        }
+        let failed: Vec<String> = messages
+            .iter()
+            .filter(|m| failed.contains(m.id.as_str()))
+            .map(|m| m.id.clone())
+            .collect();
+        info!(
+            received = plan.summary.received,
+            accepted = plan.summary.accepted,
+            duplicates = plan.summary.duplicates,
+            rejected = plan.summary.rejected,
+            failed = failed.len(),
+            "batch"
+        );
+        BatchReport {
+            failed,
+            summary: plan.summary,
+            errors,
+        }
+    }
+
+    /// An SQS batch: returns the ids to redeliver as `batchItemFailures`.
+    pub async fn handle_sqs(
+        &self,
+        event: SqsEvent,
+        now_ms: u64,
+    ) -> Result<SqsBatchResponse, WorkerError> {
+        let messages: Vec<Message> = event
+            .records
+            .into_iter()
+            .enumerate()
+            .map(|(i, record)| {
+                let sent_ms = record
+                    .attributes
+                    .get("SentTimestamp")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(now_ms);
+                // SQS always sends an id; one missing cannot be reported, so it is named
+                // here and, if it fails, the whole batch is retried below.
+                let id = record.message_id.unwrap_or_else(|| format!("(no id #{i})"));
+                let body = record.body.unwrap_or_default();
+                Message::from_body(id, body.as_bytes(), sent_ms)
+            })
+            .collect();
+        let report = self.handle_messages(&messages).await;
+        if report.failed.iter().any(|id| id.starts_with("(no id")) {
+            return Err(WorkerError::Failed {
+                count: report.failed.len(),
+                first: report.errors.first().cloned().unwrap_or_default(),
+            });
+        }
+        let mut response = SqsBatchResponse::default();
+        response.set_failures(report.failed);
+        Ok(response)
+    }
+
+    /// A direct IoT Rule → Lambda invoke: the event is one envelope. A failed write fails
+    /// the invoke, so Lambda's async retry delivers it again; a rejected message does not.
+    pub async fn handle_direct(
+        &self,
+        body: &[u8],
+        request_id: &str,
+        now_ms: u64,
+    ) -> Result<BatchReport, WorkerError> {
+        let message = Message::from_body(request_id.to_owned(), body, now_ms);
+        let report = self.handle_messages(std::slice::from_ref(&message)).await;
+        if report.failed.is_empty() {
+            Ok(report)
+        } else {
+            Err(WorkerError::Failed {
+                count: report.failed.len(),
+                first: report.errors.first().cloned().unwrap_or_default(),
+            })
+        }
+    }
+
+    /// Either event, told apart by its `Records` member: the response is the SQS batch
+    /// response (empty for a direct invoke).
+    pub async fn handle_event(
+        &self,
+        event: Value,
+        request_id: &str,
+        now_ms: u64,
+    ) -> Result<SqsBatchResponse, WorkerError> {
+        if event.get("Records").is_some() {
+            let event: SqsEvent = serde_json::from_value(event)?;
+            self.handle_sqs(event, now_ms).await
+        } else {
+            let body = serde_json::to_vec(&event)?;
+            self.handle_direct(&body, request_id, now_ms).await?;
+            Ok(SqsBatchResponse::default())
+        }
+    }
+}
+
+/// Lambda's error report for a failed invoke: the variant as the error type.
+impl From<WorkerError> for lambda_runtime::Diagnostic {
+    fn from(e: WorkerError) -> Self {
+        let error_type = match e {
+            WorkerError::Failed { .. } => "WorkerError::Failed",
+            WorkerError::BadEvent(_) => "WorkerError::BadEvent",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}

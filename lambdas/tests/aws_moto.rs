@@ -1,0 +1,455 @@
+//! The AWS adapters with the real SDK against `moto_server` on 127.0.0.1: the archive
+//! object, the table items, the stream → decisions → commands path, partial batch failures
+//! named exactly, and the API calls each path makes (kept for `docs/cost.md`).
+//!
+//! The test starts moto itself on a free port and stops it when done. moto comes from
+//! `scripts/setup.sh aws` (`$HOME/.cache/fleet/venv/bin/moto_server`) or PATH; without it
+//! the test fails, saying so.
+
+#![allow(clippy::unwrap_used)] // Tests unwrap freely; a panic is a failure.
+
+use std::collections::BTreeMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::Region;
+use aws_credential_types::Credentials;
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    StreamSpecification, StreamViewType,
+};
+use fleet_core::{PolicyConfig, Telemetry, Topic, WorkerConfig, encode_telemetry};
+use fleet_lambdas::aws::calls::CallCounter;
+use fleet_lambdas::aws::dynamodb::{
+    BatchWriter, DynamoDecisions, DynamoReadings, Item, row_from_item,
+};
+use fleet_lambdas::aws::iot::IotPublisher;
+use fleet_lambdas::aws::s3::S3Archive;
+use fleet_lambdas::aws::{self, SdkConfig};
+use fleet_lambdas::envelope::Envelope;
+use fleet_lambdas::memory::{CapturedMetrics, Recorder};
+use fleet_lambdas::remediation::Remediation;
+use fleet_lambdas::worker::Worker;
+use serde_json::{Value, json};
+
+const SQS: &str = include_str!("fixtures/sqs_batch.json");
+const NOW: u64 = 1_764_230_401_000;
+const READINGS: &str = "fleet-readings";
+const DECISIONS: &str = "fleet-decisions";
+const BUCKET: &str = "fleet-archive";
+
+/// A moto server, killed when dropped.
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto_binary() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let venv = home.map(|h| h.join(".cache/fleet/venv/bin/moto_server"));
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("moto_server"));
+    venv.into_iter().chain(on_path).find(|p| p.is_file())
+}
+
+fn start_moto() -> Moto {
+    let Some(bin) = moto_binary() else {
+        panic!(
+            "moto_server not found on PATH or at ~/.cache/fleet/venv/bin/moto_server: \
+             install it with `scripts/setup.sh aws` (pip: 'moto[server]>=5,<6')"
+        );
+    };
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(&bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start {}: {e}", bin.display()));
+    let moto = Moto {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "moto_server did not listen on {port} within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    moto
+}
+
+async fn sdk(moto: &Moto) -> SdkConfig {
+    aws::loader()
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .endpoint_url(&moto.url)
+        .load()
+        .await
+}
+
+async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |n: &str, t| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("device"))
+        .attribute_definitions(attr("sk"))
+        .key_schema(key("device", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn scan(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Item> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = client
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        items.extend(out.items.unwrap_or_default());
+        start = out.last_evaluated_key;
+        if start.is_none() {
+            return items;
+        }
+    }
+}
+
+/// An SDK item as a stream image (DynamoDB JSON).
+fn image(item: &Item) -> Value {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    let map: serde_json::Map<String, Value> = item
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                A::S(s) => json!({ "S": s }),
+                A::N(n) => json!({ "N": n }),
+                A::Bool(b) => json!({ "BOOL": b }),
+                other => panic!("unexpected attribute {other:?}"),
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    Value::Object(map)
+}
+
+/// The stream event the table's items would give as INSERTs, per device in key order (the
+/// order the stream keeps per partition key).
+fn insert_event(mut items: Vec<Item>) -> StreamEvent {
+    let key = |i: &Item| {
+        let r = row_from_item(i).unwrap();
+        (r.device.to_string(), r.sort_key)
+    };
+    items.sort_by_key(key);
+    let records: Vec<Value> = items
+        .iter()
+        .enumerate()
+        .map(|(n, item)| {
+            json!({
+                "eventID": format!("e{n}"), "eventName": "INSERT", "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+                "dynamodb": {
+                    "ApproximateCreationDateTime": 1764230401.0,
+                    "Keys": { "device": image(item)["device"], "sk": image(item)["sk"] },
+                    "NewImage": image(item),
+                    "SequenceNumber": format!("{:021}", n + 1),
+                    "SizeBytes": 200, "StreamViewType": "NEW_AND_OLD_IMAGES"
+                },
+                "eventSourceARN": format!("arn:aws:dynamodb:us-east-1:123456789012:table/{READINGS}/stream/x")
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+struct Stack {
+    _moto: Moto,
+    dynamodb: aws_sdk_dynamodb::Client,
+    s3: aws_sdk_s3::Client,
+    counter: CallCounter,
+    worker: Worker<DynamoReadings, S3Archive, CapturedMetrics>,
+    remediation: Remediation<DynamoDecisions, Recorder<IotPublisher>>,
+}
+
+async fn stack() -> Stack {
+    let moto = start_moto();
+    let config = sdk(&moto).await;
+    let dynamodb = aws::dynamodb_client(&config, None);
+    let s3 = aws::s3_client(&config, None);
+    create_table(&dynamodb, READINGS).await;
+    create_table(&dynamodb, DECISIONS).await;
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let counter = CallCounter::new();
+    let counted = aws::dynamodb_client(&config, Some(&counter));
+    let worker = Worker {
+        config: WorkerConfig::default(),
+        table: DynamoReadings {
+            writer: BatchWriter::new(counted.clone(), READINGS),
+        },
+        archive: S3Archive {
+            client: aws::s3_client(&config, Some(&counter)),
+            bucket: BUCKET.into(),
+        },
+        metrics: CapturedMetrics::default(),
+    };
+    let remediation = Remediation {
+        policy: PolicyConfig::default(),
+        table: DynamoDecisions {
+            writer: BatchWriter::new(counted, DECISIONS),
+        },
+        publisher: Recorder::new(IotPublisher {
+            client: aws::iot_client(&config, &moto.url, Some(&counter)),
+        }),
+        record_in_band: false,
+    };
+    Stack {
+        _moto: moto,
+        dynamodb,
+        s3,
+        counter,
+        worker,
+        remediation,
+    }
+}
+
+fn failures(ids: &[aws_lambda_events::event::sqs::BatchItemFailure]) -> Vec<&str> {
+    ids.iter().map(|f| f.item_identifier.as_str()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_adapters_store_archive_decide_and_publish_on_moto() {
+    let s = stack().await;
+
+    // Worker: the fixture batch, plus a record whose key DynamoDB refuses (a legacy
+    // reading's sort key carries its message id; over 1024 bytes is invalid).
+    let mut event: SqsEvent = serde_json::from_str(SQS).unwrap();
+    let mut bad = event.records[4].clone();
+    let long_id = "x".repeat(1100);
+    bad.message_id = Some(long_id.clone());
+    event.records.push(bad);
+    let response = s.worker.handle_sqs(event, NOW).await.unwrap();
+    assert_eq!(
+        failures(&response.batch_item_failures),
+        [long_id.as_str()],
+        "exactly the refused record"
+    );
+    let worker_calls = s.counter.counts();
+    s.counter.reset();
+
+    // The archive: one readings object and one rejected object, NDJSON.
+    let listed = s.s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
+    let keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let key = keys.iter().find(|k| k.starts_with("readings/")).unwrap();
+    assert!(
+        key.starts_with("readings/dt=2025-11-27/hour=08/1764230400150-")
+            && key.ends_with(".ndjson"),
+        "{key}"
+    );
+    let object =
+        s.s3.get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(object.content_type(), Some("application/x-ndjson"));
+    let body = String::from_utf8(object.body.collect().await.unwrap().to_vec()).unwrap();
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5, "{body}");
+    assert_eq!(
+        (lines[0]["device"].as_str(), lines[0]["seq"].as_u64()),
+        (Some("d-0001"), Some(1))
+    );
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("rejected/dt=2025-11-27/hour=08/"))
+    );
+
+    // The table: both readings of d-0001 in the same second, with their keys and TTL.
+    let items = scan(&s.dynamodb, READINGS).await;
+    assert_eq!(items.len(), 4);
+    let rows: Vec<_> = items.iter().map(|i| row_from_item(i).unwrap()).collect();
+    let mut d1: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.device.as_str() == "d-0001")
+        .map(|r| r.sort_key.as_str())
+        .collect();
+    d1.sort_unstable();
+    assert_eq!(d1, ["1764230400100#0000000001", "1764230400600#0000000002"]);
+    assert!(rows.iter().all(|r| r.ttl == r.received_ms / 1000 + 86_400));
+
+    // Remediation: the stream's INSERTs → decisions, states and commands.
+    let (response, report) = s.remediation.handle_event(insert_event(items), NOW).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(report.decisions.len(), 4);
+    let sent = s.remediation.publisher.sent();
+    let topics: Vec<&str> = sent.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(topics.len(), 3, "{topics:?}");
+    assert!(topics.contains(&"cmd/monitoring/1/d-0001/remediation"));
+    assert!(topics.contains(&"monitoring-device/remediation-1"));
+    let decisions = scan(&s.dynamodb, DECISIONS).await;
+    let sk = |i: &Item| {
+        i.get("sk")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let cool = decisions
+        .iter()
+        .find(|i| sk(i) == "d#1764230400600#0000000002")
+        .expect("the cool decision");
+    assert_eq!(
+        cool.get("reason")
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str),
+        Some("above_band_rising")
+    );
+    assert_eq!(
+        cool.get("action")
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str),
+        Some("cool")
+    );
+    assert_eq!(
+        decisions.iter().filter(|i| sk(i) == "state").count(),
+        3,
+        "one state item per device"
+    );
+    let remediation_calls = s.counter.counts();
+
+    eprintln!(
+        "API calls, fixture batch: worker {worker_calls:?}, remediation {remediation_calls:?}"
+    );
+    assert_eq!(worker_calls.get("S3.PutObject"), Some(&2));
+}
+
+/// 1,000 readings from 10 devices as one SQS batch, then their stream records: the calls
+/// each path makes, written to `$CARGO_TARGET_TMPDIR/lambda-api-calls.json` for the cost
+/// table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_calls_per_thousand_readings() {
+    let s = stack().await;
+    const N: u64 = 1_000;
+    let t0 = 1_764_230_400_000;
+    let records: Vec<Value> = (0..N)
+        .map(|i| {
+            let device = format!("d-{:04}", i % 10 + 1);
+            let seq = i / 10;
+            let ts = t0 + seq * 2_000;
+            // A sine around 27 °C that crosses the band's edges now and then.
+            let temperature = 27.0 + 1.6 * ((seq as f64) / 8.0 + (i % 10) as f64).sin();
+            let t = Telemetry::current(device.as_str().try_into().unwrap(), "1".try_into().unwrap(), seq, ts, (temperature * 100.0).round() / 100.0, 55.0);
+            let topic = Topic::telemetry("1".try_into().unwrap(), device.as_str().try_into().unwrap());
+            json!({
+                "messageId": format!("m-{i:06}"),
+                "body": Envelope::encode(&topic.to_string(), encode_telemetry(&t).as_bytes(), ts + 30),
+                "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:fleet-ingest", "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
+    let response = s.worker.handle_sqs(event, t0 + 200_000).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let worker = s.counter.counts();
+    s.counter.reset();
+
+    let items = scan(&s.dynamodb, READINGS).await;
+    assert_eq!(items.len() as u64, N);
+    // The stream as Lambda would batch it: 100 records per invoke.
+    let mut event = insert_event(items);
+    let mut commands = 0;
+    let mut recorded = 0;
+    let mut invokes = 0;
+    while !event.records.is_empty() {
+        let rest = event.records.split_off(event.records.len().min(100));
+        let (response, report) = s
+            .remediation
+            .handle_event(event, t0 + 200_000 + invokes * 1_000)
+            .await;
+        assert!(response.batch_item_failures.is_empty());
+        commands += report.published.len();
+        recorded += report.recorded;
+        invokes += 1;
+        event = StreamEvent::default();
+        event.records = rest;
+    }
+    let remediation = s.counter.counts();
+    let summary = json!({
+        "readings": N,
+        "worker_invokes": 1,
+        "worker_calls": worker,
+        "remediation_invokes": invokes,
+        "remediation_calls": remediation,
+        "commands": commands,
+        "decisions_recorded": recorded,
+    });
+    eprintln!("API calls per {N} readings: {summary:#}");
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lambda-api-calls.json");
+    std::fs::write(&out, format!("{summary:#}\n")).unwrap();
+    assert_eq!(
+        worker.get("S3.PutObject"),
+        Some(&1),
+        "one archive object per batch"
+    );
+    assert_eq!(
+        worker.get("DynamoDB.BatchWriteItem"),
+        Some(&40),
+        "25 rows per call"
+    );
+    let _: BTreeMap<String, u64> = remediation;
+}

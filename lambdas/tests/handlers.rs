@@ -1,0 +1,481 @@
+//! The handlers on real event shapes (`tests/fixtures/`), with fleet-pipeline's in-memory
+//! store behind the ports: rejections, partial batch failures, the direct invoke, the
+//! stream, the notifier, and parity with the local stack's pipeline.
+
+#![allow(clippy::unwrap_used)] // Tests unwrap freely; a panic is a failure.
+
+use std::collections::BTreeSet;
+
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+use aws_lambda_events::event::sns::SnsEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
+use fleet_core::{
+    AlarmKind, AlarmNotice, AlarmState, ArchiveObject, DeviceId, PolicyConfig, ReadingRow, Reason,
+    WorkerConfig,
+};
+use fleet_lambdas::envelope::Message;
+use fleet_lambdas::memory::{CapturedMetrics, Discard, MemoryDecisions, Recorder, SharedStore};
+use fleet_lambdas::notifier::Notifier;
+use fleet_lambdas::ports::{Archive, Publisher, ReadingTable, RowsFailed};
+use fleet_lambdas::remediation::{Remediation, StreamReading, readings};
+use fleet_lambdas::worker::Worker;
+use fleet_pipeline::{MemoryStore, Pipeline, PipelineConfig, StoreError};
+use serde_json::Value;
+
+const SQS: &str = include_str!("fixtures/sqs_batch.json");
+const DIRECT: &str = include_str!("fixtures/iot_direct.json");
+const STREAM: &str = include_str!("fixtures/dynamodb_stream.json");
+const SNS: &str = include_str!("fixtures/sns_cloudwatch_alarm.json");
+/// A little after the fixtures' readings (2025-11-27T08:00:01Z).
+const NOW: u64 = 1_764_230_401_000;
+
+fn id(n: u32) -> String {
+    format!("5f1a0c1e-{n:04}-4a8e-9d2b-{n:012}")
+}
+
+type MemWorker<T = SharedStore, A = SharedStore> = Worker<T, A, CapturedMetrics>;
+
+fn worker() -> MemWorker {
+    Worker {
+        config: WorkerConfig::default(),
+        table: SharedStore::default(),
+        archive: SharedStore::default(),
+        metrics: CapturedMetrics::default(),
+    }
+}
+
+fn mem() -> SharedStore {
+    SharedStore::default()
+}
+
+fn sqs() -> SqsEvent {
+    serde_json::from_str(SQS).unwrap()
+}
+
+fn stored(store: &SharedStore) -> Vec<ReadingRow> {
+    let s = store.store();
+    ["d-0001", "d-0002", "381938912"]
+        .iter()
+        .flat_map(|d| {
+            s.readings(&DeviceId::try_from(*d).unwrap())
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn archive(store: &SharedStore) -> Vec<ArchiveObject> {
+    store.store().archive().cloned().collect()
+}
+
+#[tokio::test]
+async fn an_sqs_batch_stores_the_good_and_rejects_the_bad_without_failing_them() {
+    let w = worker();
+    let response = w.handle_sqs(sqs(), NOW).await.unwrap();
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+
+    let rows = stored(&w.table);
+    assert_eq!(rows.len(), 4, "{rows:#?}");
+    let sks: BTreeSet<&str> = rows
+        .iter()
+        .filter(|r| r.device.as_str() == "d-0001")
+        .map(|r| r.sort_key.as_str())
+        .collect();
+    assert_eq!(
+        sks,
+        BTreeSet::from(["1764230400100#0000000001", "1764230400600#0000000002"]),
+        "same second, both kept"
+    );
+    let legacy = rows.iter().find(|r| r.legacy).unwrap();
+    assert_eq!(
+        (legacy.device.as_str(), legacy.building.as_str()),
+        ("381938912", "1")
+    );
+    assert_eq!(legacy.ttl, 1_764_230_400 + 86_400);
+
+    let objects = archive(&w.archive);
+    assert_eq!(
+        objects.len(),
+        2,
+        "one readings object and one rejected object per batch"
+    );
+    let readings = objects
+        .iter()
+        .find(|o| o.key.starts_with("readings/"))
+        .unwrap();
+    assert!(
+        readings
+            .key
+            .starts_with("readings/dt=2025-11-27/hour=08/1764230400150-"),
+        "{}",
+        readings.key
+    );
+    assert_eq!(readings.body.lines().count(), 4);
+    let rejected = objects
+        .iter()
+        .find(|o| o.key.starts_with("rejected/"))
+        .unwrap();
+    let codes: Vec<String> = rejected
+        .body
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["code"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(codes, ["syntax", "topic_invalid", "topic_invalid"]);
+    assert!(
+        rejected.body.contains("hello from the console"),
+        "the raw body is archived"
+    );
+
+    let emf: Vec<Value> = w
+        .metrics
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let total = |metric: &str| emf.iter().filter_map(|v| v[metric].as_u64()).sum::<u64>();
+    assert_eq!(
+        (total("Readings"), total("Rejected"), total("OutOfBand")),
+        (4, 3, 3)
+    );
+    assert!(
+        emf.iter()
+            .all(|v| v["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Device/Monitoring")
+    );
+}
+
+/// Fails the rows of one device, as a throttled or refused write would.
+struct FailDevice<T>(T, &'static str);
+
+impl<T: ReadingTable> ReadingTable for FailDevice<T> {
+    async fn put_rows(&self, rows: &[ReadingRow]) -> Result<(), RowsFailed> {
+        let (bad, good): (Vec<_>, Vec<_>) = rows
+            .iter()
+            .enumerate()
+            .partition(|(_, r)| r.device.as_str() == self.1);
+        let good: Vec<ReadingRow> = good.into_iter().map(|(_, r)| r.clone()).collect();
+        self.0.put_rows(&good).await?;
+        if bad.is_empty() {
+            return Ok(());
+        }
+        Err(RowsFailed {
+            failed: bad.into_iter().map(|(i, _)| i).collect(),
+            source: StoreError::new("write items", "ProvisionedThroughputExceededException"),
+        })
+    }
+}
+
+/// Fails objects under a prefix.
+struct FailPrefix<A>(A, &'static str);
+
+impl<A: Archive> Archive for FailPrefix<A> {
+    async fn put_object(&self, object: &ArchiveObject) -> Result<(), StoreError> {
+        if object.key.starts_with(self.1) {
+            return Err(StoreError::new("put archive object", "SlowDown"));
+        }
+        self.0.put_object(object).await
+    }
+}
+
+#[tokio::test]
+async fn a_failed_row_fails_exactly_its_message() {
+    let w = Worker {
+        config: WorkerConfig::default(),
+        table: FailDevice(mem(), "d-0002"),
+        archive: mem(),
+        metrics: CapturedMetrics::default(),
+    };
+    let response = w.handle_sqs(sqs(), NOW).await.unwrap();
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, [id(6)]);
+    assert_eq!(stored(&w.table.0).len(), 3);
+    let json = serde_json::to_value(&response).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": id(6)}]})
+    );
+}
+
+#[tokio::test]
+async fn a_failed_archive_fails_the_messages_it_holds() {
+    let w = Worker {
+        config: WorkerConfig::default(),
+        table: mem(),
+        archive: FailPrefix(mem(), "rejected/"),
+        metrics: CapturedMetrics::default(),
+    };
+    let response = w.handle_sqs(sqs(), NOW).await.unwrap();
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        [id(3), id(4), id(7)],
+        "the rejected messages, to be archived on redelivery"
+    );
+
+    let w = Worker {
+        config: WorkerConfig::default(),
+        table: mem(),
+        archive: FailPrefix(mem(), "readings/"),
+        metrics: CapturedMetrics::default(),
+    };
+    let response = w.handle_sqs(sqs(), NOW).await.unwrap();
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, [id(1), id(2), id(5), id(6)]);
+}
+
+#[tokio::test]
+async fn a_direct_invoke_is_one_message_named_by_the_request() {
+    let w = worker();
+    let event: Value = serde_json::from_str(DIRECT).unwrap();
+    let response = w.handle_event(event, "req-1", NOW).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let rows = stored(&w.table);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].seq, rows[0].source_id.as_str(), rows[0].received_ms),
+        (Some(3), "req-1", 1_764_230_402_150)
+    );
+
+    let failing = Worker {
+        config: WorkerConfig::default(),
+        table: FailDevice(mem(), "d-0001"),
+        archive: mem(),
+        metrics: CapturedMetrics::default(),
+    };
+    let err = failing
+        .handle_event(serde_json::from_str(DIRECT).unwrap(), "req-2", NOW)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("ProvisionedThroughputExceeded"),
+        "{err}"
+    );
+    // A rejected direct message is not an error: a retry would reject it again.
+    let bad = serde_json::json!({"payload": "e30=", "topic": "dt/monitoring/1/d-1/telemetry", "received_at": NOW});
+    assert!(worker().handle_event(bad, "req-3", NOW).await.is_ok());
+}
+
+fn remediation<P: Publisher>(publisher: P, enabled: bool) -> Remediation<MemoryDecisions, P> {
+    Remediation {
+        policy: PolicyConfig {
+            enabled,
+            ..PolicyConfig::default()
+        },
+        table: MemoryDecisions::default(),
+        publisher,
+        record_in_band: false,
+    }
+}
+
+fn stream() -> StreamEvent {
+    serde_json::from_str(STREAM).unwrap()
+}
+
+#[tokio::test]
+async fn new_readings_on_the_stream_become_decisions_and_commands() {
+    let r = remediation(Recorder::new(Discard), true);
+    let (response, report) = r.handle_event(stream(), NOW).await;
+    assert!(response.batch_item_failures.is_empty());
+    // INSERTs only: the MODIFY (a redelivery) and the REMOVE (TTL) are skipped.
+    assert_eq!(report.decisions.len(), 4);
+    let sent = r.publisher.sent();
+    let topics: Vec<&str> = sent.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        topics,
+        [
+            "monitoring-device/remediation-1",
+            "cmd/monitoring/1/d-0001/remediation",
+            "cmd/monitoring/2/d-0002/remediation"
+        ]
+    );
+    let legacy: Value = serde_json::from_str(&sent[0].1).unwrap();
+    assert_eq!(legacy["body"]["action"], "Remediate");
+    let cool: Value = serde_json::from_str(&sent[1].1).unwrap();
+    assert_eq!(
+        (cool["action"].as_str(), cool["id"].as_str()),
+        (Some("cool"), Some("d-0001-1764230400600-2-cool"))
+    );
+    let heat: Value = serde_json::from_str(&sent[2].1).unwrap();
+    assert_eq!(heat["action"], "heat");
+
+    // The in-band first reading of d-0001 is counted, not stored; the rest are.
+    let recorded = r.table.decisions();
+    let reasons: Vec<(&str, Reason)> = recorded
+        .iter()
+        .map(|(sk, d)| (sk.as_str(), d.reason))
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons.contains(&("1764230400600#0000000002", Reason::AboveBandRising)));
+    let state = r
+        .table
+        .state(&DeviceId::try_from("d-0001").unwrap())
+        .unwrap();
+    assert_eq!(state.last.map(|l| l.seq), Some(Some(2)));
+    assert!(state.active.is_some());
+
+    // The same batch again (a retry): nothing new is sent or recorded.
+    let (_, again) = r.handle_event(stream(), NOW + 1_000).await;
+    assert!(again.published.is_empty());
+    assert_eq!(
+        again.recorded,
+        0,
+        "{:?}",
+        again
+            .decisions
+            .iter()
+            .map(|d| (d.device.to_string(), d.reason))
+            .collect::<Vec<_>>()
+    );
+    assert!(again.decisions.iter().all(|d| d.reason.is_ignored()));
+}
+
+/// Fails publishes to one topic.
+struct FailTopic(&'static str);
+
+impl Publisher for FailTopic {
+    async fn publish(&self, topic: &str, _payload: &[u8]) -> Result<(), StoreError> {
+        if topic == self.0 {
+            Err(StoreError::new("iot publish", "ThrottlingException"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failed_publish_fails_that_devices_records_only() {
+    let r = remediation(
+        Recorder::new(FailTopic("cmd/monitoring/1/d-0001/remediation")),
+        true,
+    );
+    let (response, _) = r.handle_event(stream(), NOW).await;
+    let failed: Vec<Option<&str>> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_deref())
+        .collect();
+    assert_eq!(
+        failed,
+        [Some("100000000000000000001"), Some("100000000000000000002")]
+    );
+    assert_eq!(
+        r.publisher.sent().len(),
+        2,
+        "the other devices' commands went out"
+    );
+    assert!(
+        r.table
+            .state(&DeviceId::try_from("d-0001").unwrap())
+            .is_none(),
+        "nothing recorded for the failed device"
+    );
+}
+
+#[tokio::test]
+async fn remediation_logic_off_decides_and_records_but_publishes_nothing() {
+    let r = remediation(Recorder::new(Discard), false);
+    let (_, report) = r.handle_event(stream(), NOW).await;
+    assert!(r.publisher.sent().is_empty());
+    assert!(
+        report
+            .decisions
+            .iter()
+            .all(|d| d.reason == Reason::Disabled)
+    );
+    assert_eq!(r.table.decisions().len(), 4);
+}
+
+#[tokio::test]
+async fn the_notifier_forwards_alarm_changes_and_rejects_other_messages() {
+    let n = Notifier {
+        topic: "dt/monitoring/alarms".into(),
+        publisher: Recorder::new(Discard),
+    };
+    let event: SnsEvent = serde_json::from_str(SNS).unwrap();
+    let report = n.handle(event).await.unwrap();
+    assert_eq!(report.rejected, 1);
+    let sent = n.publisher.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, "dt/monitoring/alarms");
+    let notice = AlarmNotice::from_json(sent[0].1.as_bytes()).unwrap();
+    assert_eq!(notice.alarm, "fleet-d-0001-temperature-high");
+    assert_eq!(
+        (notice.kind, notice.state, notice.previous),
+        (
+            AlarmKind::TemperatureHigh,
+            AlarmState::Alarm,
+            AlarmState::Ok
+        )
+    );
+    assert_eq!(
+        notice.device.map(|d| d.to_string()).as_deref(),
+        Some("d-0001")
+    );
+    assert_eq!(
+        (notice.value, notice.threshold, notice.at_ms),
+        (28.4, 28.0, 1_764_230_460_123)
+    );
+}
+
+/// The cloud path (worker → table → stream → remediation) sends the same commands as the
+/// local stack's in-process pipeline for the same messages.
+#[tokio::test]
+async fn the_lambdas_send_what_the_local_pipeline_sends() {
+    let event = sqs();
+    let messages: Vec<Message> = event
+        .records
+        .iter()
+        .map(|r| {
+            Message::from_body(
+                r.message_id.clone().unwrap(),
+                r.body.as_deref().unwrap().as_bytes(),
+                NOW,
+            )
+        })
+        .collect();
+    let incoming: Vec<_> = messages.iter().map(Message::incoming).collect();
+    let mut pipeline = Pipeline::new(PipelineConfig::default()).unwrap();
+    let mut local = MemoryStore::new();
+    let outcome = pipeline.ingest(&mut local, &incoming, NOW).unwrap();
+
+    let w = worker();
+    w.handle_sqs(event, NOW).await.unwrap();
+    // The stream delivers each new item in write order.
+    let new_items: Vec<StreamReading> = stored(&w.table)
+        .into_iter()
+        .map(|row| StreamReading {
+            sequence_number: Some(row.sort_key.clone()),
+            row,
+        })
+        .collect();
+    let r = remediation(Recorder::new(Discard), true);
+    let report = r.handle(new_items, NOW).await;
+
+    let mut cloud: Vec<(String, String)> = r.publisher.sent();
+    let mut here: Vec<(String, String)> = outcome
+        .commands
+        .iter()
+        .map(|c| (c.topic.to_string(), c.payload.clone()))
+        .collect();
+    cloud.sort();
+    here.sort();
+    assert_eq!(cloud, here);
+    assert_eq!(report.decisions.len(), outcome.decisions.len());
+    assert_eq!(readings(stream()).len(), 4);
+}

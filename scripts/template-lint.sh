@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Lints the SAM template four ways, offline, and fails on any finding. Quiet on success.
+#
+#   1. `sam validate --lint`: the SAM CLI's lint (cfn-lint with its SAM settings);
+#   2. `cfn-lint` on the template as written;
+#   3. the SAM transform itself (samtranslator, as `sam validate` and `sam deploy` run it:
+#      misspelled event properties), then `cfn-lint` on its output: with the transform in
+#      place cfn-lint misses bad Refs/GetAtts and skips its IAM action check (W3037), and
+#      every role here is written by hand;
+#   4. `checkov`: no failed check; every skip (Metadata `checkov: skip:` on the resource)
+#      must carry a comment saying why.
+#
+# Usage: scripts/template-lint.sh [TEMPLATE]   (default template.yml)
+# Needs: cfn-lint, sam and checkov on PATH (scripts/setup.sh aws puts them in
+# $FLEET_VENV/bin, which scripts/lib.sh adds to PATH).
+set -euo pipefail
+if [ $# -gt 0 ]; then template=$(realpath -- "$1"); fi
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+template=${template:-template.yml}
+[ -f "$template" ] || { echo "template lint: no such file: $template" >&2; exit 2; }
+for tool in sam cfn-lint checkov; do
+  have "$tool" || { echo "template lint: $tool not found (run scripts/setup.sh aws)" >&2; exit 2; }
+done
+
+export SAM_CLI_TELEMETRY=0
+export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failed=0
+
+# Runs a check with its output captured; prints the output only when it fails.
+check() { # name command...
+  local name=$1
+  shift
+  if ! "$@" >"$tmp/out" 2>&1; then
+    printf '\ntemplate lint: %s found problems in %s:\n' "$name" "$template" >&2
+    cat "$tmp/out" >&2
+    failed=1
+    return 1
+  fi
+}
+
+check "sam validate --lint" sam validate --lint --template-file "$template" || true
+check "cfn-lint" cfn-lint -- "$template" || true
+
+# The SAM translator is a library of the SAM CLI: use the SAM CLI's own interpreter. Local
+# CodeUri values become a placeholder S3 URI, as `sam validate` does.
+translate() {
+  local sam_py
+  sam_py=$(head -n 1 "$(readlink -f "$(command -v sam)")" | sed -n 's/^#!//p')
+  if [ -z "$sam_py" ] || ! "$sam_py" -c 'import samtranslator' 2>/dev/null; then
+    echo "cannot find the SAM CLI's Python (samtranslator); is sam a pip install?"
+    return 1
+  fi
+  "$sam_py" - "$template" "$tmp/translated.json" <<'PY'
+import json, sys
+from samtranslator.model.exceptions import InvalidDocumentException
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+class NoManagedPolicies:
+    def load(self):
+        return {}
+
+src, dst = sys.argv[1], sys.argv[2]
+with open(src, encoding="utf-8") as f:
+    template = yaml_parse(f.read())
+placeholder = "s3://bucket/key"
+function = template.get("Globals", {}).get("Function", {})
+if isinstance(function.get("CodeUri"), str):
+    function["CodeUri"] = placeholder
+for resource in template.get("Resources", {}).values():
+    props = resource.get("Properties") or {}
+    if resource.get("Type") == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str):
+        props["CodeUri"] = placeholder
+try:
+    translated = transform(template, {}, NoManagedPolicies())
+except InvalidDocumentException as e:
+    for cause in e.causes:
+        print(cause.message)
+    sys.exit(1)
+with open(dst, "w", encoding="utf-8") as f:
+    json.dump(translated, f, indent=1, default=str)
+PY
+}
+if check "the SAM transform" translate; then
+  check "cfn-lint (after the SAM transform)" cfn-lint -- "$tmp/translated.json" || true
+fi
+
+# checkov: JSON out, judged here. An empty result (a template checkov could not parse) is
+# a failure too, as is a skip without a comment.
+checkov_json() {
+  checkov --file "$template" --framework cloudformation --compact --skip-download \
+    --output json >"$tmp/checkov.json" 2>"$tmp/checkov.err" || true
+  python3 - "$tmp/checkov.json" "$tmp/checkov.err" <<'PY'
+import json, sys
+try:
+    with open(sys.argv[1], encoding="utf-8") as f:
+        report = json.load(f)
+except (OSError, ValueError) as e:
+    print(f"checkov gave no JSON report ({e}):")
+    print(open(sys.argv[2], encoding="utf-8", errors="replace").read())
+    sys.exit(1)
+if isinstance(report, list):  # one report per framework
+    report = next((r for r in report if r.get("check_type") == "cloudformation"), {})
+results = report.get("results") or {}
+summary = report.get("summary") or {}
+problems = []
+for c in results.get("failed_checks", []):
+    lines = "-".join(str(n) for n in c.get("file_line_range", []))
+    problems.append(f"FAILED {c['check_id']} {c['check_name']}\n    {c['resource']} (lines {lines})")
+for c in results.get("skipped_checks", []):
+    comment = (c.get("check_result") or {}).get("suppress_comment", "")
+    if not comment.strip() or comment == "No comment provided":
+        problems.append(f"SKIPPED WITHOUT A REASON {c['check_id']} on {c['resource']}")
+for e in results.get("parsing_errors", []):
+    problems.append(f"PARSE ERROR {e}")
+if not summary.get("passed") and not results.get("failed_checks"):
+    problems.append("checkov ran no check at all (did it parse the template?)")
+if problems:
+    print("\n".join(problems))
+    sys.exit(1)
+PY
+}
+check "checkov" checkov_json || true
+
+exit "$failed"

@@ -1,0 +1,331 @@
+//! The AWS mode's page glue: the credentials a running fleet signs with (pasted, or from
+//! a Cognito Identity Pool, renewed before they expire), the presigned-URL source for the
+//! MQTT transport, and the controls. Behind the `aws` feature: without it the page builds
+//! without SigV4 and Cognito (a smaller download) and says so when AWS mode is chosen.
+
+#[cfg(feature = "aws")]
+pub use with_aws::{AwsControls, AwsMode};
+#[cfg(not(feature = "aws"))]
+pub use without_aws::{AwsControls, AwsMode, NOTE};
+
+#[cfg(feature = "aws")]
+mod with_aws {
+    use std::rc::Rc;
+
+    use leptos::prelude::*;
+    use wasm_bindgen::JsCast;
+
+    use crate::aws;
+    use crate::settings::Settings;
+    use crate::transport::mqtt::{MqttConfig, UrlSource};
+
+    /// The AWS mode's state in the page. `Copy`: it is handles into the reactive arena.
+    #[derive(Clone, Copy)]
+    pub struct AwsMode {
+        /// Pasted `(access key id, secret, session token)`: memory only.
+        pasted: RwSignal<(String, String, String)>,
+        session: StoredValue<Option<aws::SharedSession>, LocalStorage>,
+        refreshing: StoredValue<bool>,
+        last_check: StoredValue<u64>,
+        settings: RwSignal<Settings>,
+        errors: RwSignal<Vec<String>>,
+    }
+
+    impl AwsMode {
+        /// The mode's state for a page with these settings and error list.
+        pub fn new(settings: RwSignal<Settings>, errors: RwSignal<Vec<String>>) -> AwsMode {
+            AwsMode {
+                pasted: RwSignal::new((String::new(), String::new(), String::new())),
+                session: StoredValue::new_local(None),
+                refreshing: StoredValue::new(false),
+                last_check: StoredValue::new(0),
+                settings,
+                errors,
+            }
+        }
+
+        /// Prepares a fleet for `endpoint`: takes the pasted credentials or starts getting
+        /// Cognito's, sets the 24 h renewal on `mqtt`, and returns the URL source.
+        pub fn start(
+            &self,
+            s: &Settings,
+            endpoint: &str,
+            mqtt: &mut MqttConfig,
+        ) -> Result<UrlSource, String> {
+            let shared = aws::SharedSession::default();
+            let (key, secret, token) = self.pasted.get_untracked();
+            if !key.trim().is_empty() {
+                *shared.borrow_mut() = Some(aws::pasted_credentials(&key, &secret, &token)?);
+            } else if s.pool.is_none() {
+                return Err(
+                    "AWS mode needs a Cognito Identity Pool id or pasted credentials".to_owned(),
+                );
+            }
+            self.session.set_value(Some(Rc::clone(&shared)));
+            self.last_check.set_value(0);
+            mqtt.max_connection_ms = Some(aws::MAX_CONNECTION_MS);
+            Ok(Box::new(aws::url_source(
+                shared,
+                s.region.clone(),
+                endpoint.to_owned(),
+            )))
+        }
+
+        /// Called every frame: every 10 s, renews Cognito credentials that are missing or
+        /// about to expire (pasted ones cannot be renewed; IoT Core refuses them once
+        /// expired, which the page then says).
+        pub fn tick(&self, now: u64) {
+            if now < self.last_check.get_value() + 10_000 {
+                return;
+            }
+            self.last_check.set_value(now);
+            let Some(shared) = self.session.get_value() else {
+                return;
+            };
+            let s = self.settings.get_untracked();
+            let pasted = self.pasted.with_untracked(|p| !p.0.trim().is_empty());
+            let (Some(pool), false) = (s.pool, pasted) else {
+                return;
+            };
+            let due = shared
+                .borrow()
+                .as_ref()
+                .is_none_or(|c| c.needs_refresh(now));
+            if due && !self.refreshing.get_value() {
+                self.refresh(aws::cognito_endpoint(&s.region, s.cognito.as_deref()), pool);
+            }
+        }
+
+        /// Forgets the running fleet's credentials (Stop).
+        pub fn stop(&self) {
+            self.session.set_value(None);
+        }
+
+        fn refresh(&self, endpoint: String, pool: String) {
+            let this = *self;
+            this.refreshing.set_value(true);
+            wasm_bindgen_futures::spawn_local(async move {
+                let result = cognito_session(endpoint, pool).await;
+                this.refreshing.set_value(false);
+                let Some(shared) = this.session.get_value() else {
+                    return; // stopped meanwhile
+                };
+                match result {
+                    Ok(session) => *shared.borrow_mut() = Some(session),
+                    Err(e) => this.errors.update(|v| {
+                        let e = e.to_string();
+                        if !v.contains(&e) {
+                            v.push(e);
+                        }
+                    }),
+                }
+            });
+        }
+    }
+
+    /// Endpoint, region and pool id (settings), or pasted credentials (memory only).
+    #[component]
+    pub fn AwsControls(
+        aws_mode: AwsMode,
+        settings: RwSignal<Settings>,
+        errors: RwSignal<Vec<String>>,
+    ) -> impl IntoView {
+        // A text setting: applied on change; a value that cannot be used is said and dropped.
+        let text = move |label: &'static str,
+                         key: &'static str,
+                         placeholder: &'static str,
+                         get: fn(&Settings) -> String| {
+            view! {
+                <label>
+                    {label}
+                    <input
+                        type="text"
+                        size="24"
+                        placeholder=placeholder
+                        data-testid=format!("aws-{key}")
+                        prop:value=move || settings.with(get)
+                        on:change=move |ev| {
+                            let v = event_target_value(&ev);
+                            let mut warnings = Vec::new();
+                            settings.update(|s| s.apply([(key, v.as_str())], &mut warnings));
+                            errors.update(|e| e.extend(warnings));
+                        }
+                    />
+                </label>
+            }
+        };
+        // Pasted credentials: in memory only, never stored or put in a link.
+        let secret =
+            move |label: &'static str, testid: &'static str, kind: &'static str, part: usize| {
+                view! {
+                    <label>
+                        {label}
+                        <input
+                            type=kind
+                            size="20"
+                            autocomplete="off"
+                            spellcheck="false"
+                            data-testid=testid
+                            on:change=move |ev| {
+                                let v = event_target_value(&ev);
+                                aws_mode.pasted.update(|p| match part {
+                                    0 => p.0 = v,
+                                    1 => p.1 = v,
+                                    _ => p.2 = v,
+                                });
+                            }
+                        />
+                    </label>
+                }
+            };
+        view! {
+            <div class="controls aws" data-testid="aws-settings">
+                {text("Endpoint ", "endpoint", "xxxx-ats.iot.REGION.amazonaws.com", |s| {
+                    s.endpoint.clone().unwrap_or_default()
+                })}
+                {text("Region ", "region", "us-east-1", |s| s.region.clone())}
+                {text("Identity pool ", "pool", "REGION:GUID", |s| {
+                    s.pool.clone().unwrap_or_default()
+                })}
+                <details class="creds">
+                    <summary>"or paste temporary credentials"</summary>
+                    {secret("Access key id ", "aws-key", "text", 0)}
+                    {secret("Secret access key ", "aws-secret", "password", 1)}
+                    {secret("Session token ", "aws-token", "password", 2)}
+                </details>
+            </div>
+        }
+    }
+
+    fn storage() -> Option<web_sys::Storage> {
+        window().local_storage().ok().flatten()
+    }
+
+    /// Calls one of Cognito Identity's JSON actions (unsigned: the unauthenticated flow needs
+    /// no signature). Returns the status and body.
+    async fn cognito_call(
+        endpoint: &str,
+        action: &str,
+        body: &str,
+    ) -> Result<(u16, String), aws::CognitoError> {
+        use wasm_bindgen_futures::JsFuture;
+        let unreachable = || aws::CognitoError::Unreachable(endpoint.to_owned());
+        let headers = web_sys::Headers::new().map_err(|_| unreachable())?;
+        headers
+            .append("Content-Type", "application/x-amz-json-1.1")
+            .map_err(|_| unreachable())?;
+        headers
+            .append(
+                "X-Amz-Target",
+                &format!("AWSCognitoIdentityService.{action}"),
+            )
+            .map_err(|_| unreachable())?;
+        let init = web_sys::RequestInit::new();
+        init.set_method("POST");
+        init.set_headers(&headers);
+        init.set_body(&wasm_bindgen::JsValue::from_str(body));
+        let request =
+            web_sys::Request::new_with_str_and_init(endpoint, &init).map_err(|_| unreachable())?;
+        let resp: web_sys::Response = JsFuture::from(window().fetch_with_request(&request))
+            .await
+            .map_err(|_| unreachable())?
+            .dyn_into()
+            .map_err(|_| unreachable())?;
+        let text = match resp.text() {
+            Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()),
+            Err(_) => None,
+        };
+        Ok((resp.status(), text.unwrap_or_default()))
+    }
+
+    /// `localStorage` key of the Cognito identity id of a pool (not a secret: it names an
+    /// identity, it grants nothing without the pool's credentials call).
+    fn identity_key(pool: &str) -> String {
+        format!("fleet.identity.{pool}")
+    }
+
+    /// Gets credentials for the pool's unauthenticated identity: `GetId` (once; the identity
+    /// id is remembered), then `GetCredentialsForIdentity`.
+    async fn cognito_session(
+        endpoint: String,
+        pool: String,
+    ) -> Result<aws::Session, aws::CognitoError> {
+        let store = storage();
+        let cached = store
+            .as_ref()
+            .and_then(|s| s.get_item(&identity_key(&pool)).ok().flatten());
+        for cached in [cached, None] {
+            let from_cache = cached.is_some();
+            let id = match cached {
+                Some(id) => id,
+                None => {
+                    let body = format!(
+                        "{{\"IdentityPoolId\":{}}}",
+                        serde_json::to_string(&pool).unwrap_or_default()
+                    );
+                    let (status, text) = cognito_call(&endpoint, "GetId", &body).await?;
+                    let id = aws::parse_get_id(status, &text)?;
+                    if let Some(s) = &store {
+                        let _ = s.set_item(&identity_key(&pool), &id);
+                    }
+                    id
+                }
+            };
+            let body = format!(
+                "{{\"IdentityId\":{}}}",
+                serde_json::to_string(&id).unwrap_or_default()
+            );
+            let (status, text) =
+                cognito_call(&endpoint, "GetCredentialsForIdentity", &body).await?;
+            match aws::parse_credentials(status, &text) {
+                // A remembered identity may be gone (pool recreated): start over once.
+                Err(aws::CognitoError::Refused { .. }) if from_cache => {
+                    if let Some(s) = &store {
+                        let _ = s.remove_item(&identity_key(&pool));
+                    }
+                }
+                other => return other,
+            }
+        }
+        Err(aws::CognitoError::Unexpected("no identity".to_owned()))
+    }
+}
+
+#[cfg(not(feature = "aws"))]
+mod without_aws {
+    use leptos::prelude::*;
+
+    use crate::settings::Settings;
+
+    /// This build has no AWS mode.
+    #[derive(Clone, Copy)]
+    pub struct AwsMode;
+
+    impl AwsMode {
+        /// Nothing to keep.
+        pub fn new(_settings: RwSignal<Settings>, _errors: RwSignal<Vec<String>>) -> AwsMode {
+            AwsMode
+        }
+
+        /// Nothing to renew.
+        pub fn tick(&self, _now: u64) {}
+
+        /// Nothing to forget.
+        pub fn stop(&self) {}
+    }
+
+    /// What the page says when AWS mode is chosen.
+    pub const NOTE: &str =
+        "this build of the page has no AWS mode (build it with the `aws` feature)";
+
+    /// Says that this build has no AWS mode.
+    #[component]
+    pub fn AwsControls(
+        aws_mode: AwsMode,
+        settings: RwSignal<Settings>,
+        errors: RwSignal<Vec<String>>,
+    ) -> impl IntoView {
+        let _ = (aws_mode, settings, errors);
+        view! { <span class="hint" data-testid="aws-settings">{NOTE}</span> }
+    }
+}
