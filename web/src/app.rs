@@ -299,13 +299,14 @@ async fn fetch_config() -> Result<Option<HostConfig>, String> {
 }
 
 /// What a host's `config.json` says: `fleet local` serves the local form; the SAM
-/// template's `WebAppConfig` output is the AWS form.
+/// template's `WebConfig` output is the AWS form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostConfig {
     /// `{"mode":"local","mqtt":{"url":"ws://…/mqtt"}}`.
     Local(String),
-    /// `{"mode":"aws","aws":{"endpoint":…,"region":…,"identityPoolId":…,"clientIdPrefix":…}}`,
-    /// as settings pairs, so they are checked like the URL's.
+    /// `{"mode":"aws","region":…,"mqtt":{"endpoint":…,"client_id_prefix":…},
+    /// "cognito":{"identity_pool_id":…}}`, as settings pairs, so they are checked like the
+    /// URL's.
     #[cfg(feature = "aws")]
     Aws(Vec<(&'static str, String)>),
 }
@@ -318,31 +319,39 @@ pub fn host_config(text: &str) -> Option<HostConfig> {
         mode: String,
         mqtt: Option<Mqtt>,
         #[cfg(feature = "aws")]
-        aws: Option<Aws>,
+        region: Option<String>,
+        #[cfg(feature = "aws")]
+        cognito: Option<Cognito>,
     }
     #[derive(serde::Deserialize)]
     struct Mqtt {
-        url: String,
+        url: Option<String>,
+        #[cfg(feature = "aws")]
+        endpoint: Option<String>,
+        #[cfg(feature = "aws")]
+        client_id_prefix: Option<String>,
     }
     #[cfg(feature = "aws")]
     #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Aws {
-        endpoint: String,
-        region: String,
+    struct Cognito {
         identity_pool_id: Option<String>,
-        client_id_prefix: Option<String>,
     }
     let config: Config = serde_json::from_str(text).ok()?;
     match config.mode.as_str() {
-        "local" => config.mqtt.map(|m| HostConfig::Local(m.url)),
+        "local" => config.mqtt.and_then(|m| m.url).map(HostConfig::Local),
         #[cfg(feature = "aws")]
-        "aws" => config.aws.map(|a| {
-            let mut pairs = vec![("endpoint", a.endpoint), ("region", a.region)];
-            pairs.extend(a.identity_pool_id.map(|p| ("pool", p)));
-            pairs.extend(a.client_id_prefix.map(|p| ("prefix", p)));
-            HostConfig::Aws(pairs)
-        }),
+        "aws" => {
+            let mqtt = config.mqtt?;
+            let mut pairs = vec![("endpoint", mqtt.endpoint?), ("region", config.region?)];
+            pairs.extend(mqtt.client_id_prefix.map(|p| ("prefix", p)));
+            pairs.extend(
+                config
+                    .cognito
+                    .and_then(|c| c.identity_pool_id)
+                    .map(|p| ("pool", p)),
+            );
+            Some(HostConfig::Aws(pairs))
+        }
         _ => None,
     }
 }
@@ -1273,7 +1282,11 @@ mod tests {
             host_config(local),
             Some(HostConfig::Local("ws://127.0.0.1:8083/mqtt".into()))
         );
-        let aws = r#"{"mode":"aws","aws":{"endpoint":"abc-ats.iot.eu-west-1.amazonaws.com","region":"eu-west-1","identityPoolId":"eu-west-1:42","clientIdPrefix":"fleet-web-"}}"#;
+        // The shape of the SAM template's `WebConfig` output.
+        let aws = r#"{"mode":"aws","region":"eu-west-1",
+            "mqtt":{"url":"wss://abc-ats.iot.eu-west-1.amazonaws.com/mqtt","endpoint":"abc-ats.iot.eu-west-1.amazonaws.com","client_id_prefix":"fleet-web-"},
+            "cognito":{"identity_pool_id":"eu-west-1:42"},
+            "topics":{"telemetry":"dt/monitoring/+/+/telemetry"},"band":{"min":26,"max":28},"dashboard_devices":["d-0001"]}"#;
         #[cfg(feature = "aws")]
         {
             let Some(HostConfig::Aws(pairs)) = host_config(aws) else {
