@@ -115,6 +115,12 @@ impl Connector for WsConnector {
 /// (code 1006, no reason) on purpose, so "unreachable" is as precise as a page can be.
 pub fn close_reason(url: &str, opened: bool, code: u16, reason: &str) -> Option<String> {
     match (opened, code) {
+        // Browsers report a refused upgrade (IoT Core's answer to a bad signature or a
+        // policy that denies the client) exactly like an unreachable host.
+        (false, _) if url.starts_with("wss://") => Some(format!(
+            "the broker at {url} is unreachable or refused the connection (check the endpoint, \
+             and that the credentials may connect)"
+        )),
         (false, _) => Some(format!(
             "the broker at {url} is unreachable (is `fleet local` running?)"
         )),
