@@ -159,7 +159,9 @@ test('aws mode: pool id → Cognito → presigned URL, and a bad endpoint said i
   assert.deepEqual(cognito.calls[1].body, { IdentityId: 'us-east-1:id-for-good' });
 
   // The presigned URL: host-only signature for iotdevicegateway, the token after it.
-  assert.ok(sockets.length >= 4, `${sockets.length} WebSocket attempts`); // 3 devices + alarms
+  // 3 devices and the alarm watcher try to connect (the error shows at the first failure).
+  for (let i = 0; i < 100 && sockets.length < 4; i++) await page.waitForTimeout(100);
+  assert.ok(sockets.length >= 4, `${sockets.length} WebSocket attempts`);
   const first = sockets[0].url;
   assert.match(first, new RegExp(
     `^wss://${ENDPOINT.replace(/\./g, '\\.')}/mqtt\\?X-Amz-Algorithm=AWS4-HMAC-SHA256`

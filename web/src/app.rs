@@ -18,9 +18,11 @@ use wasm_bindgen::JsCast;
 
 use crate::aws_mode::{AwsControls, AwsMode};
 use crate::chart;
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig, series_capacity, warmup_s};
 use crate::export;
-use crate::settings::{MAX_DEVICES, Mode, PARAM_KEYS, Settings, param_mut};
+use crate::settings::{
+    LOCAL_GATEWAY_PUBLISH_RATE, MAX_DEVICES, Mode, PARAM_KEYS, Settings, param_mut,
+};
 use crate::transport::Transport;
 use crate::transport::mqtt::{Connections, MqttConfig, MqttTransport};
 use crate::transport::websocket::WsConnector;
@@ -120,7 +122,8 @@ pub const STEP_MS: u64 = 50;
 /// Real ms a frame may spend catching up, so a warm-up never becomes a long task.
 pub const CATCH_UP_BUDGET_MS: f64 = 12.0;
 
-/// An in-page fleet whose history starts `warmup_s` simulated seconds before `now`: the
+/// An in-page fleet whose history starts `warmup_s` simulated seconds before `now` (capped
+/// for big fleets by [`warmup_s`](crate::engine::warmup_s)): the
 /// frame loop catches up with `now` a budget at a time, so its charts fill within a few
 /// frames without blocking the page.
 pub fn in_page_engine(
@@ -448,13 +451,12 @@ pub fn App() -> impl IntoView {
 
     let take_snapshot = move || {
         let range = visible_now.get_value();
-        let snap = engine.with_value(|e| {
-            e.as_ref()
-                .map(|e| Snapshot::of(e, band_min, band_max, range))
+        // In place: no copy of 25,000 ids four times a second.
+        engine.with_value(|e| {
+            if let Some(e) = e {
+                snapshot.update(|s| s.refresh(e, band_min, band_max, range));
+            }
         });
-        if let Some(snap) = snap {
-            snapshot.set(snap);
-        }
     };
     let on_frame = move || {
         aws_mode.tick(now_ms());
@@ -515,6 +517,7 @@ pub fn App() -> impl IntoView {
             seed: s.seed,
             params: s.params,
             ramp_per_s: s.ramp_per_s,
+            series_capacity: series_capacity(s.devices),
             ..EngineConfig::default()
         };
         let real_now = now_ms();
@@ -522,7 +525,13 @@ pub fn App() -> impl IntoView {
             Target::InPage => {
                 clock.set_value(SimClock::new(real_now, s.speed));
                 catch_up_step.set_value(STEP_MS);
-                in_page_engine(config, real_now, s.warmup_s)
+                let warmup = warmup_s(
+                    s.warmup_s,
+                    s.devices,
+                    s.params.update_frequency_s,
+                    config.series_capacity,
+                );
+                in_page_engine(config, real_now, warmup)
             }
             Target::Broker(url) => {
                 // A broker checks readings against its own clock: real time only.
@@ -531,10 +540,11 @@ pub fn App() -> impl IntoView {
                 let mut mqtt =
                     MqttConfig::new(url.clone(), format!("{}{}", s.client_prefix, tab_id()));
                 mqtt.seed = s.seed ^ real_now;
-                mqtt.connections = match s
-                    .connections
-                    .gateways(s.devices, s.params.update_frequency_s)
-                {
+                mqtt.connections = match s.connections.gateways(
+                    s.devices,
+                    s.params.update_frequency_s,
+                    LOCAL_GATEWAY_PUBLISH_RATE,
+                ) {
                     None => Connections::PerDevice,
                     Some(n) => Connections::Gateways(n),
                 };
@@ -553,10 +563,11 @@ pub fn App() -> impl IntoView {
                     format!("{}{}", s.client_prefix, tab_id()),
                 );
                 mqtt.seed = s.seed ^ real_now;
-                mqtt.connections = match s
-                    .connections
-                    .gateways(s.devices, s.params.update_frequency_s)
-                {
+                mqtt.connections = match s.connections.gateways(
+                    s.devices,
+                    s.params.update_frequency_s,
+                    crate::settings::GATEWAY_PUBLISH_RATE,
+                ) {
                     None => Connections::PerDevice,
                     Some(n) => Connections::Gateways(n),
                 };
@@ -1102,7 +1113,7 @@ fn DeviceCard(
             style:width=format!("{width}px")
         >
             <header>
-                <span class="id" data-testid="device-id">{field(|d| d.id.clone())}</span>
+                <span class="id" data-testid="device-id">{field(|d| d.id.to_string())}</span>
                 <span
                     class=move || {
                         format!("link {}", field(|d| d.link.label().to_owned())())

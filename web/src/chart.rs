@@ -195,42 +195,74 @@ pub fn overview_layout(n: usize, width: f64, max_height: f64) -> (usize, f64, f6
     }
 }
 
-/// Draws one cell per device, coloured by its level against the band, grey while its
+/// The colour of a device's overview cell, RGBA: its level against the band, grey while its
 /// connection is not up.
-pub fn draw_overview(canvas: &HtmlCanvasElement, snapshot: &crate::view_model::Snapshot) {
-    use wasm_bindgen::JsCast;
-
+pub fn overview_colour(
+    device: &crate::view_model::DeviceSnap,
+    band_min: f64,
+    band_max: f64,
+) -> [u8; 4] {
     use crate::transport::LinkState;
     use crate::view_model::Level;
+    match (
+        device.link,
+        Level::of(device.temperature, band_min, band_max),
+    ) {
+        (LinkState::Idle | LinkState::Connecting | LinkState::Retrying, _) => [201, 206, 214, 255],
+        (_, Level::Unknown) => [228, 231, 235, 255],
+        (_, Level::Cold) => [31, 119, 208, 255],
+        (_, Level::InBand) => [46, 160, 67, 255],
+        (_, Level::Hot) => [214, 39, 40, 255],
+    }
+}
 
-    let width = f64::from(canvas.client_width());
+/// The overview's pixels (RGBA rows, `width` × `height`): `cols` columns of `cell` px cells
+/// (less a 1 px gap from 6 px up), one per device, the rest transparent.
+pub fn overview_pixels(
+    snapshot: &crate::view_model::Snapshot,
+    width: usize,
+    height: usize,
+    cols: usize,
+    cell: usize,
+) -> Vec<u8> {
+    let mut pixels = vec![0_u8; width * height * 4];
+    let fill = if cell >= 6 { cell - 1 } else { cell };
+    for (i, d) in snapshot.devices.iter().enumerate() {
+        let colour = overview_colour(d, snapshot.band_min, snapshot.band_max);
+        let (x, y) = ((i % cols) * cell, (i / cols) * cell);
+        for row in y..(y + fill).min(height) {
+            let from = (row * width + x) * 4;
+            let to = (row * width + (x + fill).min(width)) * 4;
+            for px in pixels[from..to.max(from)].chunks_exact_mut(4) {
+                px.copy_from_slice(&colour);
+            }
+        }
+    }
+    pixels
+}
+
+/// Draws one cell per device (see [`overview_pixels`]) as one image: one call into the
+/// canvas for 25,000 devices rather than two per device.
+pub fn draw_overview(canvas: &HtmlCanvasElement, snapshot: &crate::view_model::Snapshot) {
+    use wasm_bindgen::{Clamped, JsCast};
+
+    let width = f64::from(canvas.client_width()).max(1.0);
     let (cols, cell, height) = overview_layout(snapshot.devices.len(), width, 120.0);
-    canvas.set_width(width.max(1.0) as u32);
-    canvas.set_height(height.max(1.0) as u32);
-    let Some(ctx) = canvas
+    let (w, h) = (width as u32, height.max(1.0) as u32);
+    // Resizing clears the canvas and its backing store: only when the size changed.
+    if canvas.width() != w || canvas.height() != h {
+        canvas.set_width(w);
+        canvas.set_height(h);
+    }
+    let pixels = overview_pixels(snapshot, w as usize, h as usize, cols, cell as usize);
+    let image = web_sys::ImageData::new_with_u8_clamped_array_and_sh(Clamped(&pixels), w, h);
+    let context = canvas
         .get_context("2d")
         .ok()
         .flatten()
-        .and_then(|c| c.dyn_into::<web_sys::CanvasRenderingContext2d>().ok())
-    else {
-        return;
-    };
-    let gap = if cell >= 6.0 { 1.0 } else { 0.0 };
-    for (i, d) in snapshot.devices.iter().enumerate() {
-        let colour = match (
-            d.link,
-            Level::of(d.temperature, snapshot.band_min, snapshot.band_max),
-        ) {
-            (LinkState::Idle | LinkState::Connecting | LinkState::Retrying, _) => "#c9ced6",
-            (_, Level::Unknown) => "#e4e7eb",
-            (_, Level::Cold) => "#1f77d0",
-            (_, Level::InBand) => "#2ea043",
-            (_, Level::Hot) => "#d62728",
-        };
-        ctx.set_fill_style_str(colour);
-        let x = (i % cols) as f64 * cell;
-        let y = (i / cols) as f64 * cell;
-        ctx.fill_rect(x, y, cell - gap, cell - gap);
+        .and_then(|c| c.dyn_into::<web_sys::CanvasRenderingContext2d>().ok());
+    if let (Ok(image), Some(ctx)) = (image, context) {
+        let _ = ctx.put_image_data(&image, 0.0, 0.0);
     }
 }
 
@@ -247,5 +279,55 @@ mod overview_tests {
         let (cols, cell, _) = overview_layout(25_000, 1000.0, 120.0);
         assert_eq!(cell, 2.0);
         assert_eq!(cols, 500);
+    }
+
+    #[test]
+    fn overview_pixels_colour_one_cell_per_device() {
+        use crate::transport::LinkState;
+        use crate::view_model::{DeviceSnap, Snapshot};
+        let device = |temperature: Option<f64>, link| DeviceSnap {
+            id: "d".into(),
+            commands: 0,
+            temperature,
+            link,
+            custom_params: false,
+            points: vec![],
+            markers: vec![],
+            humidity: vec![],
+        };
+        let snapshot = Snapshot {
+            devices: vec![
+                device(Some(30.0), LinkState::Up),
+                device(Some(27.0), LinkState::Up),
+                device(Some(20.0), LinkState::Up),
+                device(Some(27.0), LinkState::Connecting),
+                device(None, LinkState::Up),
+            ],
+            ..Snapshot::default()
+        };
+        // 2 columns of 6 px cells (5 px and a gap) on a 13 × 18 px canvas.
+        let (w, h) = (13, 18);
+        let pixels = overview_pixels(&snapshot, w, h, 2, 6);
+        assert_eq!(pixels.len(), w * h * 4);
+        let at = |x: usize, y: usize| &pixels[(y * w + x) * 4..][..4];
+        let colour = |i: usize| overview_colour(&snapshot.devices[i], 26.0, 28.0);
+        assert_eq!(at(0, 0), colour(0));
+        assert_eq!(colour(0), [214, 39, 40, 255]);
+        assert_eq!(at(4, 4), colour(0));
+        assert_eq!(at(5, 0), [0, 0, 0, 0]); // the gap
+        assert_eq!(at(6, 0), colour(1));
+        assert_eq!(at(0, 6), colour(2));
+        assert_eq!(at(10, 10), colour(3));
+        assert_eq!(colour(3), [201, 206, 214, 255]);
+        assert_eq!(at(0, 12), colour(4));
+        assert_eq!(at(12, 17), [0, 0, 0, 0]);
+        // 25,000 devices in 2 px cells: every pixel of their rows is painted.
+        let many = Snapshot {
+            devices: vec![device(Some(27.0), LinkState::Up); 25_000],
+            ..Snapshot::default()
+        };
+        let (cols, cell, height) = overview_layout(25_000, 1000.0, 120.0);
+        let pixels = overview_pixels(&many, 1000, height as usize, cols, cell as usize);
+        assert!(pixels.chunks_exact(4).all(|p| p == [46, 160, 67, 255]));
     }
 }

@@ -10,11 +10,11 @@
 use std::collections::{HashMap, VecDeque};
 
 use fleet_core::device::ParamsError;
-use fleet_core::payload::{Action, Shape};
+use fleet_core::payload::{Action, Shape, Telemetry, encode_telemetry_into};
 use fleet_core::policy::PolicyConfigError;
 use fleet_core::{
     AlarmNotice, BuildingId, Device, DeviceId, DeviceParams, Fleet, ParseContext, Topic,
-    encode_telemetry, parse_command,
+    parse_command,
 };
 use fleet_pipeline::PipelineConfig;
 
@@ -35,7 +35,7 @@ pub struct EngineConfig {
     pub params: DeviceParams,
     /// Devices started per second by the ramp-up; 0 starts them all at once.
     pub ramp_per_s: u32,
-    /// Points kept per device for its chart.
+    /// Points kept per device for its chart (see [`series_capacity`] for big fleets).
     pub series_capacity: usize,
     /// Commands and alarm notices kept for the cloud panel.
     pub log_capacity: usize,
@@ -53,6 +53,35 @@ impl Default for EngineConfig {
             log_capacity: 200,
         }
     }
+}
+
+/// Chart points kept for the whole fleet: 1.5 M points of 40 bytes, 60 MB.
+pub const POINT_BUDGET: usize = 1_500_000;
+
+/// Points a device keeps at most (and at least, however big the fleet).
+pub const MAX_SERIES: usize = 300;
+/// See [`MAX_SERIES`].
+pub const MIN_SERIES: usize = 60;
+
+/// Points kept per device in a fleet of `devices`: [`MAX_SERIES`] up to 5,000 devices,
+/// then the [`POINT_BUDGET`] shared out, but never fewer than [`MIN_SERIES`] (25,000
+/// devices keep 60 points each).
+pub fn series_capacity(devices: usize) -> usize {
+    (POINT_BUDGET / devices.max(1)).clamp(MIN_SERIES, MAX_SERIES)
+}
+
+/// Readings an in-page warm-up may simulate: what 1,000 devices at one reading a second
+/// send in the default 300 s.
+pub const WARMUP_READINGS: u64 = 300_000;
+
+/// The in-page warm-up, in simulated seconds, for `requested_s` asked for: no more than the
+/// charts hold (`capacity` points every `period_s`), nor than [`WARMUP_READINGS`] over the
+/// fleet (25,000 devices at 1 reading/s warm up for 12 s).
+pub fn warmup_s(requested_s: u64, devices: usize, period_s: f64, capacity: usize) -> u64 {
+    let period_s = period_s.max(0.001);
+    let chart_s = (capacity as f64 * period_s) as u64;
+    let budget_s = (WARMUP_READINGS as f64 * period_s / devices.max(1) as f64) as u64;
+    requested_s.min(chart_s).min(budget_s)
 }
 
 /// Why an engine could not be built.
@@ -83,6 +112,11 @@ pub struct DeviceView {
     next_due_ms: u64,
     /// Send time of recent readings by `seq % SENT_RING`, for the round trip.
     sent: [(u64, u64); SENT_RING],
+    /// Its telemetry topic, built once.
+    topic: String,
+    /// Its latest reading as sent, updated in place (the ids are cloned once, not per
+    /// reading).
+    reading: Telemetry,
 }
 
 /// Readings per device whose send time is kept to measure a command's round trip.
@@ -156,6 +190,8 @@ pub struct Engine {
     inbound: Vec<Inbound>,
     params: DeviceParams,
     last_tick_ms: u64,
+    /// The payload being sent, reused reading after reading.
+    payload: String,
 }
 
 impl std::fmt::Debug for Engine {
@@ -189,6 +225,15 @@ impl Engine {
             .into_iter()
             .enumerate()
             .map(|(i, device)| DeviceView {
+                topic: device.telemetry_topic(Shape::Current).to_string(),
+                reading: Telemetry::current(
+                    device.id().clone(),
+                    device.building().clone(),
+                    0,
+                    0,
+                    0.0,
+                    0.0,
+                ),
                 device,
                 series: Series::new(config.series_capacity),
                 commands: 0,
@@ -218,6 +263,7 @@ impl Engine {
             inbound: Vec::new(),
             params: config.params,
             last_tick_ms: now_ms,
+            payload: String::with_capacity(160),
         })
     }
 
@@ -375,11 +421,17 @@ impl Engine {
             } else {
                 next
             };
-            let topic = view.device.telemetry_topic(Shape::Current).to_string();
-            let payload = encode_telemetry(&view.device.telemetry(&sample, Shape::Current));
+            // No allocation per reading: the topic was built once, the reading is updated in
+            // place and encoded into the engine's buffer.
+            let reading = &mut view.reading;
+            reading.seq = Some(sample.seq);
+            reading.ts = Some(sample.ts);
+            reading.temperature = sample.temperature;
+            reading.humidity = sample.humidity;
+            encode_telemetry_into(reading, &mut self.payload);
             if self
                 .transport
-                .publish(now_ms, i, &topic, payload.as_bytes())
+                .publish(now_ms, i, &view.topic, self.payload.as_bytes())
                 == Sent::Queued
             {
                 published += 1;
@@ -647,6 +699,99 @@ mod tests {
         // Asking for the past does nothing.
         assert_eq!(engine.advance(T0, 50, || true), T0 + 60_000);
         assert_eq!(engine.stats().published, all);
+    }
+
+    #[test]
+    fn big_fleets_keep_fewer_points_within_the_budget() {
+        assert_eq!(series_capacity(12), MAX_SERIES);
+        assert_eq!(series_capacity(5_000), MAX_SERIES);
+        assert_eq!(series_capacity(10_000), 150);
+        assert_eq!(series_capacity(25_000), MIN_SERIES);
+        assert_eq!(series_capacity(0), MAX_SERIES);
+        for n in [1, 999, 5_001, 7_777, 25_000] {
+            assert!(n * series_capacity(n) <= POINT_BUDGET, "{n}");
+        }
+        // Past the budget the floor wins: a chart still needs a minute of points.
+        assert_eq!(series_capacity(100_000), MIN_SERIES);
+    }
+
+    #[test]
+    fn the_warm_up_is_capped_by_the_charts_and_a_readings_budget() {
+        // Up to 1,000 devices, the default 300 s as asked.
+        assert_eq!(warmup_s(300, 12, 2.0, 300), 300);
+        assert_eq!(warmup_s(300, 1_000, 1.0, 300), 300);
+        // No longer than the charts hold.
+        assert_eq!(warmup_s(3_600, 12, 2.0, 300), 600);
+        // 25,000 devices at 1 reading/s: 12 s, 300,000 readings.
+        assert_eq!(warmup_s(300, 25_000, 1.0, series_capacity(25_000)), 12);
+        assert_eq!(warmup_s(300, 25_000, 2.0, series_capacity(25_000)), 24);
+        assert_eq!(warmup_s(0, 5, 1.0, 300), 0);
+        for (n, period) in [(5_000, 1.0), (10_000, 0.5), (25_000, 10.0)] {
+            let w = warmup_s(300, n, period, series_capacity(n));
+            assert!(
+                w as f64 * n as f64 / period <= WARMUP_READINGS as f64,
+                "{n}"
+            );
+        }
+    }
+
+    /// Remembers where each publish's topic and payload live.
+    #[derive(Default)]
+    struct Recorder {
+        topics: Vec<Option<usize>>,
+        payloads: Vec<usize>,
+        capacity_seen: usize,
+    }
+
+    impl Transport for std::rc::Rc<std::cell::RefCell<Recorder>> {
+        fn open(&mut self, _: u64, _: usize) {}
+        fn publish(&mut self, _: u64, device: usize, topic: &str, payload: &[u8]) -> Sent {
+            let mut r = self.borrow_mut();
+            let at = topic.as_ptr() as usize;
+            let known = r.topics[device].get_or_insert(at);
+            assert_eq!(*known, at, "device {device}'s topic was rebuilt");
+            r.payloads.push(payload.as_ptr() as usize);
+            r.capacity_seen = r.capacity_seen.max(payload.len());
+            Sent::Queued
+        }
+        fn poll(&mut self, _: u64, _: &mut Vec<Inbound>) {}
+        fn link(&self, _: usize) -> LinkState {
+            LinkState::Up
+        }
+        fn stats(&self) -> TransportStats {
+            TransportStats::default()
+        }
+        fn problem(&self) -> Option<String> {
+            None
+        }
+        fn close(&mut self, _: u64) {}
+    }
+
+    #[test]
+    fn readings_go_out_from_one_reused_buffer_and_cached_topics() {
+        let recorder = std::rc::Rc::new(std::cell::RefCell::new(Recorder {
+            topics: vec![None; 50],
+            ..Recorder::default()
+        }));
+        let shared = recorder.clone();
+        let config = EngineConfig {
+            devices: 50,
+            series_capacity: 10,
+            ..EngineConfig::default()
+        };
+        let mut engine = Engine::new(config, T0, move |_| {
+            Ok(Box::new(shared) as Box<dyn Transport>)
+        })
+        .unwrap();
+        run(&mut engine, 0, 60_000, 16);
+        let r = recorder.borrow();
+        assert_eq!(r.payloads.len() as u64, engine.stats().published);
+        assert!(r.payloads.len() >= 50 * 30);
+        // Every payload was encoded into the same buffer: it never had to grow or move.
+        assert!(r.payloads.iter().all(|&p| p == r.payloads[0]));
+        assert!(r.capacity_seen <= 160, "{}", r.capacity_seen);
+        // The series rings stay at their capacity.
+        assert!(engine.devices().iter().all(|d| d.series.len() == 10));
     }
 
     #[test]

@@ -44,8 +44,8 @@ impl Series {
     pub fn new(capacity: usize) -> Series {
         let capacity = capacity.max(1);
         Series {
-            // Grows as points come: a thousand devices need not allocate their whole
-            // history up front (that was a long task at start).
+            // Allocated at the first point: a big fleet need not allocate every history up
+            // front (that was a long task at start).
             points: VecDeque::new(),
             markers: VecDeque::new(),
             capacity,
@@ -54,6 +54,11 @@ impl Series {
 
     /// Adds a point, dropping the oldest (and markers older than what is kept) when full.
     pub fn push(&mut self, point: Point) {
+        if self.points.capacity() == 0 {
+            // Once, exactly: later pushes never allocate (a doubling ring would hold up to
+            // twice the points asked for).
+            self.points.reserve_exact(self.capacity);
+        }
         if self.points.len() == self.capacity {
             self.points.pop_front();
             let oldest = self.points.front().map_or(0, |p| p.seq);
@@ -131,5 +136,19 @@ mod tests {
         let kept: Vec<Action> = s.markers().map(|m| m.action).collect();
         assert_eq!(kept, [Action::Release]);
         assert_eq!(s.last().map(|p| p.seq), Some(3));
+    }
+
+    #[test]
+    fn a_series_allocates_its_ring_once() {
+        let mut s = Series::new(60);
+        assert_eq!(s.points.capacity(), 0);
+        s.push(point(0));
+        let capacity = s.points.capacity();
+        assert!((60..64).contains(&capacity), "{capacity}");
+        for seq in 1..1000 {
+            s.push(point(seq));
+        }
+        assert_eq!(s.points.capacity(), capacity);
+        assert_eq!(s.len(), 60);
     }
 }

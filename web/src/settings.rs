@@ -8,8 +8,10 @@
 
 use fleet_core::DeviceParams;
 
-/// The largest fleet the page runs.
-pub const MAX_DEVICES: usize = 1000;
+/// The largest fleet the page runs (in gateway mode against a broker; past 200 devices
+/// `connections=auto` uses gateways). Memory stays bounded: big fleets keep fewer chart
+/// points per device and warm up for less (`engine::series_capacity`, `engine::warmup_s`).
+pub const MAX_DEVICES: usize = 25_000;
 
 /// The largest speed-up (in-page mode only).
 pub const MAX_SPEED: u64 = 100;
@@ -67,8 +69,14 @@ pub enum ConnectionSetting {
 /// per profile, and the page needs a few more (alarms, the page's host).
 pub const PER_DEVICE_CAP: usize = 200;
 
-/// Publishes per second one gateway carries in `auto` (IoT Core allows 100 per connection).
+/// Publishes per second one gateway carries in `auto` against IoT Core (which allows 100
+/// per connection).
 pub const GATEWAY_PUBLISH_RATE: f64 = 90.0;
+
+/// Publishes per second one gateway carries in `auto` against `fleet local`, which has no
+/// such limit: fewer, busier sockets cost the page less (25,000 devices at 1 reading/s on
+/// 250 gateways gave long tasks, on 25 none; see BENCHMARKS.md).
+pub const LOCAL_GATEWAY_PUBLISH_RATE: f64 = 1000.0;
 
 /// The most connections the page opens.
 pub const MAX_CONNECTIONS: usize = 250;
@@ -83,16 +91,17 @@ impl ConnectionSetting {
         }
     }
 
-    /// What to open for `devices` devices each publishing every `period_s` seconds:
-    /// `None` for one connection per device, `Some(n)` for `n` gateways.
-    pub fn gateways(self, devices: usize, period_s: f64) -> Option<usize> {
+    /// What to open for `devices` devices each publishing every `period_s` seconds, `auto`
+    /// giving each gateway `per_gateway` publishes a second: `None` for one connection per
+    /// device, `Some(n)` for `n` gateways.
+    pub fn gateways(self, devices: usize, period_s: f64, per_gateway: f64) -> Option<usize> {
         match self {
             ConnectionSetting::PerDevice => None,
             ConnectionSetting::Gateways(n) => Some(n),
             ConnectionSetting::Auto if devices <= PER_DEVICE_CAP => None,
             ConnectionSetting::Auto => {
                 let rate = devices as f64 / period_s.max(0.001);
-                let n = (rate / GATEWAY_PUBLISH_RATE).ceil() as usize;
+                let n = (rate / per_gateway.max(1.0)).ceil() as usize;
                 Some(n.clamp(1, MAX_CONNECTIONS))
             }
         }
@@ -427,13 +436,20 @@ mod tests {
     #[test]
     fn connections_are_per_device_up_to_the_cap_then_gateways_at_the_publish_rate() {
         let auto = ConnectionSetting::Auto;
-        assert_eq!(auto.gateways(200, 1.0), None);
+        let iot = GATEWAY_PUBLISH_RATE;
+        assert_eq!(auto.gateways(200, 1.0, iot), None);
         // 25,000 devices every 2 s: 12,500 publishes/s, 90 per gateway.
-        assert_eq!(auto.gateways(25_000, 2.0), Some(139));
-        assert_eq!(auto.gateways(1000, 0.001), Some(MAX_CONNECTIONS));
-        assert_eq!(ConnectionSetting::PerDevice.gateways(1000, 1.0), None);
+        assert_eq!(auto.gateways(25_000, 2.0, iot), Some(139));
+        assert_eq!(auto.gateways(1000, 0.001, iot), Some(MAX_CONNECTIONS));
+        // Against `fleet local`: 1,000 per gateway, 25 for 25,000 devices at 1 reading/s.
         assert_eq!(
-            ConnectionSetting::Gateways(10).gateways(5000, 1.0),
+            auto.gateways(25_000, 1.0, LOCAL_GATEWAY_PUBLISH_RATE),
+            Some(25)
+        );
+        assert_eq!(auto.gateways(201, 1.0, LOCAL_GATEWAY_PUBLISH_RATE), Some(1));
+        assert_eq!(ConnectionSetting::PerDevice.gateways(1000, 1.0, iot), None);
+        assert_eq!(
+            ConnectionSetting::Gateways(10).gateways(5000, 1.0, iot),
             Some(10)
         );
         let mut s = Settings::default();

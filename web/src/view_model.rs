@@ -4,6 +4,7 @@
 use fleet_core::payload::Action;
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use crate::engine::{Engine, EngineStats, LogEntry};
 use crate::transport::LinkState;
@@ -50,8 +51,8 @@ impl Level {
 /// screen (see [`Snapshot::of`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceSnap {
-    /// Device id.
-    pub id: String,
+    /// Device id (shared: a refresh copies no id).
+    pub id: Arc<str>,
     /// Commands received.
     pub commands: u64,
     /// Latest temperature, °C.
@@ -147,59 +148,86 @@ impl Default for Snapshot {
 impl Snapshot {
     /// Copies what the UI shows out of `engine`, with the band `[band_min, band_max]`; the
     /// curves only of the devices in `visible` (the cards on screen).
+    pub fn of(engine: &Engine, band_min: f64, band_max: f64, visible: Range<usize>) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        snapshot.refresh(engine, band_min, band_max, visible);
+        snapshot
+    }
+
+    /// [`Snapshot::of`] in place: 25,000 devices four times a second cost no allocation
+    /// (ids are kept while they match, curve buffers are reused), only a pass over the
+    /// fleet's latest values.
     // Never inlined: the page takes snapshots from several closures, and a copy of this
     // body in each cost kilobytes of wasm.
     #[inline(never)]
-    pub fn of(engine: &Engine, band_min: f64, band_max: f64, visible: Range<usize>) -> Snapshot {
-        let devices = engine
-            .devices()
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                let drawn = visible.contains(&i);
-                DeviceSnap {
-                    id: d.device.id().to_string(),
-                    commands: d.commands,
-                    temperature: d.series.last().map(|p| p.temperature),
-                    link: engine.link(i),
-                    custom_params: d.custom_params,
-                    points: if drawn {
-                        d.series
-                            .points()
-                            .map(|p| (p.seq, p.temperature, p.counterfactual))
-                            .collect()
-                    } else {
-                        Vec::new()
-                    },
-                    markers: if drawn {
-                        d.series.markers().map(|m| (m.seq, m.action)).collect()
-                    } else {
-                        Vec::new()
-                    },
-                    humidity: if drawn {
-                        d.series.points().map(|p| (p.seq, p.humidity)).collect()
-                    } else {
-                        Vec::new()
-                    },
-                }
-            })
-            .collect();
-        let mut log: Vec<LogLine> = engine
-            .log()
-            .rev()
-            .take(LOG_LINES)
-            .map(LogLine::of)
-            .collect();
-        log.sort_by_key(|l| std::cmp::Reverse(l.at_ms));
-        Snapshot {
-            band_min,
-            band_max,
-            devices,
-            stats: engine.stats(),
-            rtt: engine.rtt_percentiles(),
-            problem: engine.problem(),
-            log,
+    pub fn refresh(
+        &mut self,
+        engine: &Engine,
+        band_min: f64,
+        band_max: f64,
+        visible: Range<usize>,
+    ) {
+        let all = engine.devices();
+        self.devices.truncate(all.len());
+        for (i, d) in all.iter().enumerate() {
+            let id = d.device.id().as_str();
+            if i == self.devices.len() {
+                self.devices.push(DeviceSnap {
+                    id: Arc::from(id),
+                    commands: 0,
+                    temperature: None,
+                    link: LinkState::Idle,
+                    custom_params: false,
+                    points: Vec::new(),
+                    markers: Vec::new(),
+                    humidity: Vec::new(),
+                });
+            }
+            let snap = &mut self.devices[i];
+            if &*snap.id != id {
+                snap.id = Arc::from(id);
+            }
+            snap.commands = d.commands;
+            snap.temperature = d.series.last().map(|p| p.temperature);
+            snap.link = engine.link(i);
+            snap.custom_params = d.custom_params;
+            if visible.contains(&i) {
+                snap.points.clear();
+                snap.points.extend(
+                    d.series
+                        .points()
+                        .map(|p| (p.seq, p.temperature, p.counterfactual)),
+                );
+                snap.markers.clear();
+                snap.markers
+                    .extend(d.series.markers().map(|m| (m.seq, m.action)));
+                snap.humidity.clear();
+                snap.humidity
+                    .extend(d.series.points().map(|p| (p.seq, p.humidity)));
+            } else if snap.points.capacity() > 0 {
+                // Scrolled away: give the memory back.
+                snap.points = Vec::new();
+                snap.markers = Vec::new();
+                snap.humidity = Vec::new();
+            }
         }
+        self.log.clear();
+        self.log
+            .extend(engine.log().rev().take(LOG_LINES).map(LogLine::of));
+        // Newest first, stable: an insertion sort of at most LOG_LINES lines (a library
+        // sort instantiated for them cost 1 KB of the page's transfer budget).
+        for i in 1..self.log.len() {
+            let mut j = i;
+            while j > 0 && self.log[j - 1].at_ms < self.log[j].at_ms {
+                self.log.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+        self.band_min = band_min;
+        self.band_max = band_max;
+        self.stats = engine.stats();
+        self.rtt = engine.rtt_percentiles();
+        self.problem = engine.problem();
     }
 }
 
@@ -240,5 +268,33 @@ mod tests {
         assert_eq!(snap.rtt, Some((0, 0)));
         assert!(!snap.log.is_empty() && snap.log.len() <= LOG_LINES);
         assert!(snap.log.windows(2).all(|w| w[0].at_ms >= w[1].at_ms));
+    }
+
+    #[test]
+    fn a_refresh_in_place_reuses_ids_and_buffers_and_equals_a_fresh_copy() {
+        let mut engine =
+            Engine::in_page(EngineConfig::default(), PipelineConfig::default(), T0).unwrap();
+        let mut now = T0;
+        let mut step = |engine: &mut Engine, until: u64| {
+            while now <= until {
+                engine.tick(now);
+                now += 50;
+            }
+        };
+        // Full rings (300 points every 2 s), so the curve buffers need not grow.
+        step(&mut engine, T0 + 620_000);
+        let mut snap = Snapshot::of(&engine, 26.0, 28.0, 2..4);
+        let id = Arc::clone(&snap.devices[3].id);
+        let points = snap.devices[3].points.as_ptr();
+        step(&mut engine, T0 + 630_000);
+        snap.refresh(&engine, 26.0, 28.0, 2..4);
+        assert_eq!(snap, Snapshot::of(&engine, 26.0, 28.0, 2..4));
+        // The same id, not a copy; the same curve buffer (its capacity sufficed).
+        assert!(Arc::ptr_eq(&snap.devices[3].id, &id));
+        assert_eq!(snap.devices[3].points.as_ptr(), points);
+        // Scrolled away: the curves go, and their memory with them.
+        snap.refresh(&engine, 26.0, 28.0, 5..6);
+        assert_eq!(snap.devices[3].points.capacity(), 0);
+        assert_eq!(snap, Snapshot::of(&engine, 26.0, 28.0, 5..6));
     }
 }

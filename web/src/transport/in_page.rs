@@ -17,8 +17,13 @@ use super::{Inbound, LinkState, Sent, Transport, TransportStats};
 pub struct InPage {
     pipeline: Pipeline,
     store: MemoryStore,
-    /// `(topic, payload)` published since the last poll.
-    pending: Vec<(String, Vec<u8>)>,
+    /// The topics and message ids published since the last poll, end to end (reused, so a
+    /// reading costs no allocation of its own).
+    text: String,
+    /// Their payloads, end to end.
+    bytes: Vec<u8>,
+    /// Per message: where its topic and its id end in `text`, and its payload in `bytes`.
+    pending: Vec<(usize, usize, usize)>,
     open: Vec<bool>,
     next_message: u64,
     stats: TransportStats,
@@ -31,6 +36,8 @@ impl InPage {
         Ok(InPage {
             pipeline: Pipeline::new(config)?,
             store: MemoryStore::new(),
+            text: String::new(),
+            bytes: Vec::new(),
             pending: Vec::new(),
             open: vec![false; devices],
             next_message: 0,
@@ -53,7 +60,14 @@ impl Transport for InPage {
             self.stats.dropped += 1;
             return Sent::Dropped(format!("device {device} is not connected"));
         }
-        self.pending.push((topic.to_owned(), payload.to_vec()));
+        use std::fmt::Write;
+        self.text.push_str(topic);
+        let topic_end = self.text.len();
+        self.next_message += 1;
+        let _ = write!(self.text, "page-{}", self.next_message);
+        self.bytes.extend_from_slice(payload);
+        self.pending
+            .push((topic_end, self.text.len(), self.bytes.len()));
         self.stats.unacked += 1;
         Sent::Queued
     }
@@ -62,30 +76,33 @@ impl Transport for InPage {
         if self.pending.is_empty() {
             return;
         }
-        let pending = std::mem::take(&mut self.pending);
-        let ids: Vec<String> = pending
+        let (mut text_at, mut bytes_at) = (0, 0);
+        let batch: Vec<Incoming<'_>> = self
+            .pending
             .iter()
-            .map(|_| {
-                self.next_message += 1;
-                format!("page-{}", self.next_message)
+            .map(|&(topic_end, id_end, payload_end)| {
+                let message = Incoming {
+                    topic: &self.text[text_at..topic_end],
+                    payload: &self.bytes[bytes_at..payload_end],
+                    received_ms: now_ms,
+                    source_id: &self.text[topic_end..id_end],
+                };
+                (text_at, bytes_at) = (id_end, payload_end);
+                message
             })
             .collect();
-        let batch: Vec<Incoming<'_>> = pending
-            .iter()
-            .zip(&ids)
-            .map(|((topic, payload), id)| Incoming {
-                topic,
-                payload,
-                received_ms: now_ms,
-                source_id: id,
-            })
-            .collect();
-        self.stats.unacked = self.stats.unacked.saturating_sub(pending.len() as u64);
-        match self.pipeline.ingest(&mut self.store, &batch, now_ms) {
+        let count = self.pending.len() as u64;
+        self.stats.unacked = self.stats.unacked.saturating_sub(count);
+        let result = self.pipeline.ingest(&mut self.store, &batch, now_ms);
+        drop(batch);
+        self.text.clear();
+        self.bytes.clear();
+        self.pending.clear();
+        match result {
             Ok(outcome) => {
                 // Rejected and duplicate readings are acknowledged too, as the stack does:
                 // sending them again would not change the answer.
-                self.stats.acked += pending.len() as u64;
+                self.stats.acked += count;
                 self.problem = None;
                 inbound.extend(outcome.commands.into_iter().map(|c| Inbound {
                     topic: c.topic.to_string(),
@@ -98,7 +115,7 @@ impl Transport for InPage {
             }
             Err(e) => {
                 // The memory store only refuses when a limit is hit; say so, drop the batch.
-                self.stats.dropped += pending.len() as u64;
+                self.stats.dropped += count;
                 self.problem = Some(format!("the in-page store refused a batch: {e}"));
             }
         }
@@ -126,5 +143,7 @@ impl Transport for InPage {
         self.stats.dropped += self.pending.len() as u64;
         self.stats.unacked = 0;
         self.pending.clear();
+        self.text.clear();
+        self.bytes.clear();
     }
 }

@@ -126,6 +126,44 @@ pub fn encode_telemetry(t: &Telemetry) -> String {
     }
 }
 
+/// [`encode_telemetry`] into `out` (cleared first), so a caller sending many readings reuses
+/// one buffer: no allocation once `out` has grown to a payload's size. Same bytes.
+pub fn encode_telemetry_into(t: &Telemetry, out: &mut String) {
+    use std::fmt::Write;
+    // Ids are `[A-Za-z0-9_-]+` (see `id`): nothing to escape. Numbers through `Value`'s
+    // `Display`, as `encode_telemetry` writes them (non-finite floats as `null`).
+    let legacy = t.shape == Shape::Legacy;
+    out.clear();
+    out.push_str(if legacy { "{\"body\":{" } else { "{" });
+    out.push_str("\"device\":\"");
+    out.push_str(t.device.as_str());
+    out.push('"');
+    if !legacy {
+        if let Some(b) = &t.building {
+            out.push_str(",\"building\":\"");
+            out.push_str(b.as_str());
+            out.push('"');
+        }
+        if let Some(seq) = t.seq {
+            let _ = write!(out, ",\"seq\":{seq}");
+        }
+        if let Some(ts) = t.ts {
+            let _ = write!(out, ",\"ts\":{ts}");
+        }
+    }
+    let _ = write!(
+        out,
+        ",\"temperature\":{},\"humidity\":{}",
+        Value::from(t.temperature),
+        Value::from(t.humidity)
+    );
+    out.push_str(if legacy {
+        ",\"action\":\"Monitor\"}}"
+    } else {
+        "}"
+    });
+}
+
 /// Parses a telemetry payload of either shape, checking it against `ctx`.
 ///
 /// Unknown fields are ignored (forward compatibility); everything else wrong yields a
@@ -246,6 +284,47 @@ mod tests {
             encode_telemetry(&l),
             r#"{"body":{"device":"381938912","temperature":27.5,"humidity":60.5,"action":"Monitor"}}"#
         );
+    }
+
+    #[test]
+    fn encoding_into_a_reused_buffer_gives_the_same_bytes() {
+        let mut out = String::from("left over");
+        let values = [
+            27.1,
+            28.0,
+            -0.0,
+            1e-7,
+            1e21,
+            123_456.789_012_345,
+            f64::NAN,
+            f64::INFINITY,
+            f64::MIN_POSITIVE,
+        ];
+        for (i, &v) in values.iter().enumerate() {
+            let mut current = Telemetry::current(
+                d("d-0001"),
+                b("b_2"),
+                i as u64,
+                1_764_230_400_123,
+                v,
+                60.0 - v,
+            );
+            encode_telemetry_into(&current, &mut out);
+            assert_eq!(out, encode_telemetry(&current));
+            current.building = None;
+            current.seq = None;
+            encode_telemetry_into(&current, &mut out);
+            assert_eq!(out, encode_telemetry(&current));
+            let legacy = Telemetry::legacy(d("381938912"), v, 61.5);
+            encode_telemetry_into(&legacy, &mut out);
+            assert_eq!(out, encode_telemetry(&legacy));
+        }
+        // Once grown, the buffer is reused, not reallocated.
+        let t = Telemetry::current(d("d-0001"), b("1"), 1, 1_764_230_400_123, 27.1, 60.1);
+        encode_telemetry_into(&t, &mut out);
+        let (ptr, cap) = (out.as_ptr(), out.capacity());
+        encode_telemetry_into(&t, &mut out);
+        assert_eq!((out.as_ptr(), out.capacity()), (ptr, cap));
     }
 
     #[test]
