@@ -15,7 +15,7 @@ use fleet_local::{LocalStore, SqliteStore};
 use fleet_web::engine::{Engine, EngineConfig};
 use fleet_web::transport::mqtt::{Connections, MqttConfig, MqttTransport};
 use fleet_web::transport::{LinkState, Transport};
-use support::{TcpConnector, now_ms, start_stack};
+use support::{TcpConnector, free_addr, now_ms, start_stack};
 
 const DEVICES: usize = 5_000;
 const GATEWAYS: usize = 10;
@@ -25,10 +25,7 @@ const SECONDS: u64 = 60;
 fn five_thousand_devices_over_ten_gateways_for_a_minute() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let port = free_addr();
     let stack = start_stack(&rt, dir.path(), port);
 
     let config = EngineConfig {

@@ -14,7 +14,7 @@ use fleet_local::SqliteStore;
 use fleet_web::engine::{Engine, EngineConfig};
 use fleet_web::transport::mqtt::{MqttConfig, MqttTransport};
 use fleet_web::transport::{LinkState, Transport};
-use support::{TcpConnector, now_ms, start_stack};
+use support::{TcpConnector, free_addr, now_ms, start_stack};
 
 /// Ticks `engine` every 5 ms until `done` holds or `limit` passes.
 fn run_until(engine: &mut Engine, limit: Duration, mut done: impl FnMut(&Engine) -> bool) -> bool {
@@ -34,10 +34,7 @@ fn devices_publish_get_commands_and_ride_out_a_stack_restart() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     // Find a free port, then give it to the stack: it must come back on the same one.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let port = free_addr();
     let stack = start_stack(&rt, dir.path(), port);
 
     // Fast, wide swings, so the band is left within a few seconds.
@@ -139,10 +136,7 @@ fn each_connection_takes_a_fresh_url_and_old_connections_are_renewed() {
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let port = free_addr();
     let stack = start_stack(&rt, dir.path(), port);
 
     // The source fails once (as an expired credential would), then signs a fresh URL.

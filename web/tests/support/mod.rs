@@ -93,6 +93,15 @@ pub fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
+/// A free loopback address: bound, then released, so a stack can take it (and take it
+/// again after a restart).
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
 /// A local stack with only its MQTT TCP listener, on `mqtt`.
 pub fn start_stack(rt: &tokio::runtime::Runtime, dir: &Path, mqtt: SocketAddr) -> LocalStack {
     let config = LocalConfig {
