@@ -408,6 +408,7 @@ async fn resolve_target(s: &Settings, settings: RwSignal<Settings>) -> Result<Ta
         }
         (Mode::Auto | Mode::Local, Ok(Some(HostConfig::Local(url)))) => Ok(Target::Broker(url)),
         (Mode::Auto, _) => Ok(Target::InPage),
+        #[cfg(feature = "aws")]
         (Mode::Aws, Ok(_)) => Err("AWS mode needs the IoT Core endpoint: enter it, or serve \
              the template's WebAppConfig output as config.json"
             .to_owned()),
@@ -445,6 +446,8 @@ pub fn App() -> impl IntoView {
     // replays missed time: after a pause each device sends one reading, now.
     let catch_up_step = StoredValue::new(STEP_MS);
     let aws_mode = AwsMode::new(settings, errors);
+    // One id per page: its client ids and, on a shared broker, its device ids.
+    let page_id = StoredValue::new(tab_id());
     let visible = RwSignal::new(0..0_usize);
     let visible_now = StoredValue::new(0..0_usize);
     Effect::new(move |_| visible_now.set_value(visible.get()));
@@ -537,8 +540,11 @@ pub fn App() -> impl IntoView {
                 // A broker checks readings against its own clock: real time only.
                 clock.set_value(SimClock::new(real_now, 1));
                 catch_up_step.set_value(u64::MAX);
-                let mut mqtt =
-                    MqttConfig::new(url.clone(), format!("{}{}", s.client_prefix, tab_id()));
+                let mut mqtt = MqttConfig::new(
+                    url.clone(),
+                    format!("{}{}-", s.client_prefix, page_id.get_value()),
+                );
+                let config = on_shared_broker(config, &page_id.get_value());
                 mqtt.seed = s.seed ^ real_now;
                 mqtt.connections = match s.connections.gateways(
                     s.devices,
@@ -560,8 +566,9 @@ pub fn App() -> impl IntoView {
                 catch_up_step.set_value(u64::MAX);
                 let mut mqtt = MqttConfig::new(
                     format!("wss://{endpoint}/mqtt"),
-                    format!("{}{}", s.client_prefix, tab_id()),
+                    format!("{}{}-", s.client_prefix, page_id.get_value()),
                 );
+                let config = on_shared_broker(config, &page_id.get_value());
                 mqtt.seed = s.seed ^ real_now;
                 mqtt.connections = match s.connections.gateways(
                     s.devices,
@@ -691,11 +698,20 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// Eight hex digits, distinct per tab: two tabs running the same fleet must not take over
+/// Eight hex digits, distinct per page: two tabs running the same fleet must not take over
 /// each other's connections (a broker keeps one connection per client id).
 fn tab_id() -> String {
     let r = (js_sys::Math::random() * f64::from(u32::MAX)) as u32;
-    format!("{r:08x}-")
+    format!("{r:08x}")
+}
+
+/// A fleet for a broker others use too (`fleet sim`, other tabs): its device ids carry the
+/// page's id (`w1a2b-0001`), so it never reports under their `d-0001`.
+fn on_shared_broker(config: EngineConfig, page_id: &str) -> EngineConfig {
+    EngineConfig {
+        id_prefix: format!("w{}-", &page_id[..4.min(page_id.len())]),
+        ..config
+    }
 }
 
 /// The fleet settings: mode, broker, counts, ramp, and the original device parameters.

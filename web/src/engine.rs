@@ -39,6 +39,10 @@ pub struct EngineConfig {
     pub series_capacity: usize,
     /// Commands and alarm notices kept for the cloud panel.
     pub log_capacity: usize,
+    /// Device ids are this plus a 4-digit number. `d-` (the default) gives the ids every
+    /// simulator of the project uses; the page gives its fleets on a shared broker a prefix
+    /// of its own, so they never report under another simulator's (or tab's) ids.
+    pub id_prefix: String,
 }
 
 impl Default for EngineConfig {
@@ -51,6 +55,7 @@ impl Default for EngineConfig {
             ramp_per_s: 0,
             series_capacity: 300,
             log_capacity: 200,
+            id_prefix: "d-".to_owned(),
         }
     }
 }
@@ -211,9 +216,12 @@ impl Engine {
         now_ms: u64,
         transport: impl FnOnce(&[(BuildingId, DeviceId)]) -> Result<Box<dyn Transport>, String>,
     ) -> Result<Engine, EngineError> {
-        let fleet = Fleet::new(config.seed, config.devices, config.buildings, config.params)?;
+        let mut fleet = Fleet::new(config.seed, config.devices, config.buildings, config.params)?
+            .into_devices();
+        if config.id_prefix != "d-" {
+            fleet = renamed(fleet, &config.id_prefix)?;
+        }
         let ids: Vec<(BuildingId, DeviceId)> = fleet
-            .devices()
             .iter()
             .map(|d| (d.building().clone(), d.id().clone()))
             .collect();
@@ -221,7 +229,6 @@ impl Engine {
         let period_ms = config.params.update_period_ms();
         let n = fleet.len().max(1) as u64;
         let devices: Vec<DeviceView> = fleet
-            .into_devices()
             .into_iter()
             .enumerate()
             .map(|(i, device)| DeviceView {
@@ -537,6 +544,24 @@ impl Engine {
     }
 }
 
+/// The same devices (phases, noise, buildings) with ids `{prefix}0001`, `{prefix}0002`, ….
+fn renamed(fleet: Vec<Device>, prefix: &str) -> Result<Vec<Device>, EngineError> {
+    fleet
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let id = DeviceId::try_from(format!("{prefix}{:04}", i + 1).as_str())
+                .map_err(|e| EngineError::Transport(e.to_string()))?;
+            Ok(Device::new(
+                id,
+                d.building().clone(),
+                *d.params(),
+                *d.variation(),
+            )?)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -596,6 +621,38 @@ mod tests {
             }
         )));
         assert!(engine.log().any(|e| matches!(e, LogEntry::Alarm(_))));
+    }
+
+    #[test]
+    fn a_prefix_renames_the_devices_and_keeps_their_series() {
+        let plain = in_page(EngineConfig::default(), T0);
+        let named = in_page(
+            EngineConfig {
+                id_prefix: "w1a2b-".to_owned(),
+                ..EngineConfig::default()
+            },
+            T0,
+        );
+        let ids: Vec<String> = named
+            .devices()
+            .iter()
+            .map(|d| d.device.id().to_string())
+            .collect();
+        assert_eq!(ids[0], "w1a2b-0001");
+        assert_eq!(ids[11], "w1a2b-0012");
+        for (a, b) in plain.devices().iter().zip(named.devices()) {
+            assert_eq!(a.device.variation(), b.device.variation());
+            assert_eq!(a.device.building(), b.device.building());
+        }
+        let bad = Engine::in_page(
+            EngineConfig {
+                id_prefix: "no spaces ".to_owned(),
+                ..EngineConfig::default()
+            },
+            PipelineConfig::default(),
+            T0,
+        );
+        assert!(matches!(bad, Err(EngineError::Transport(_))));
     }
 
     #[test]

@@ -117,6 +117,7 @@ pub fn close_reason(url: &str, opened: bool, code: u16, reason: &str) -> Option<
     match (opened, code) {
         // Browsers report a refused upgrade (IoT Core's answer to a bad signature or a
         // policy that denies the client) exactly like an unreachable host.
+        #[cfg(feature = "aws")]
         (false, _) if url.starts_with("wss://") => Some(format!(
             "the broker at {url} is unreachable or refused the connection (check the endpoint, \
              and that the credentials may connect)"
