@@ -1,5 +1,5 @@
-// AWS mode in a real browser, with the app built with the `aws` feature
-// (FLEET_E2E_AWS_DIST; scripts/e2e.sh builds it): the user enters an endpoint, a region and
+// AWS mode in a real browser, in the app as shipped (FLEET_E2E_DIST, see support/dist.mjs;
+// the AWS mode is part of it): the user enters an endpoint, a region and
 // an Identity Pool id; the page calls a local stand-in for Cognito's two JSON calls, presigns
 // the IoT Core WebSocket URL (checked here against an independent SigV4 computation in
 // Node), and says in plain words what went wrong: an endpoint it cannot reach, or
@@ -9,13 +9,11 @@ import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { serveStatic } from './support/static-server.mjs';
 import { launchChromium, watchErrors } from './support/browser.mjs';
-import { ROOT, PUBLIC_URL } from './support/dist.mjs';
+import { PUBLIC_URL, builtDist } from './support/dist.mjs';
 
-const DIST = process.env.FLEET_E2E_AWS_DIST ?? path.join(ROOT, 'target', 'e2e', 'dist-aws');
+let DIST;
 const SECRET = 'stand-in-secret/key+1';
 const TOKEN = 'stand/in+token=';
 const ACCESS_KEY = 'ASIASTANDIN000000001';
@@ -113,8 +111,7 @@ function freePort() {
 
 before(async () => {
   ENDPOINT = `127.0.0.1:${await freePort()}`;
-  assert.ok(existsSync(path.join(DIST, 'index.html')),
-    `no AWS build at ${DIST}: run scripts/e2e.sh, which builds it`);
+  DIST = builtDist();
   site = await serveStatic(DIST, { prefix: PUBLIC_URL });
   cognito = await startCognito();
   browser = await launchChromium();

@@ -4,9 +4,8 @@
 # first: the web app (scripts/build-web.sh into dist/) and the `fleet` binary (debug). Run
 # scripts/setup.sh (rust, web, browser) first.
 #
-# Environment given to the tests: FLEET_E2E_DIST (the built app, relative asset URLs),
-# FLEET_E2E_AWS_DIST (the same with the `aws` feature) and
-# FLEET_BIN (the `fleet` binary, for tests that start `fleet local`). Arguments replace the
+# Environment given to the tests: FLEET_E2E_DIST (the built app, relative asset URLs; the
+# AWS mode included) and FLEET_BIN (the `fleet` binary, for tests that start `fleet local`). Arguments replace the
 # default `e2e/` given to `node --test`, e.g. `scripts/e2e.sh e2e/inpage.test.mjs` or
 # `scripts/e2e.sh --test-name-pattern in-page e2e/`.
 set -euo pipefail
@@ -22,12 +21,6 @@ cd "$(dirname "$0")/.."
 # static server and from / by `fleet local`. Quick when dist/ is current.
 export FLEET_E2E_DIST=$PWD/dist
 step "web release build" scripts/build-web.sh
-# The AWS mode is behind the web crate's `aws` feature until it fits the 250 KB budget
-# (BENCHMARKS.md); e2e/aws.test.mjs tests a build with it. Only the shipped build above is
-# held to the budget; this one prints its size against a looser bound.
-export FLEET_E2E_AWS_DIST=$PWD/target/e2e/dist-aws
-step "web release build with the aws feature" env FLEET_WEB_BUDGET_KB=300 \
-  scripts/build-web.sh --all-features --dist "$FLEET_E2E_AWS_DIST"
 
 target_dir=$(cargo metadata --format-version 1 --no-deps |
   sed 's/.*"target_directory":"\([^"]*\)".*/\1/')

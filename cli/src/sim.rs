@@ -4,6 +4,11 @@
 //! Each device is a `fleet-core` [`Device`] driven by its own `fleet-client` connection:
 //! QoS 1 telemetry on its topic, a subscription to its command topic, commands applied to
 //! its curve as they arrive.
+//!
+//! With `--batch N` a device buffers N readings and publishes them as one message (a JSON
+//! array, §4.3): on AWS a message costs the same whatever it holds, so this divides the
+//! per-message part of the bill by N, and a command can come up to N readings later. What
+//! is buffered is published at shutdown, so stopping loses nothing.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
@@ -17,8 +22,8 @@ use fleet_client::{BrokerUrl, Client, ClientEvent, ClientHandle, Scheme, TlsFile
 use fleet_core::device::DEFAULT_DEVICE_ID;
 use fleet_core::payload::{Shape, parse_legacy_command};
 use fleet_core::{
-    BuildingId, Device, DeviceId, Fleet, FleetVariation, ParseContext, encode_telemetry,
-    parse_command,
+    BuildingId, Device, DeviceId, Fleet, FleetVariation, MAX_BATCH, ParseContext, Telemetry,
+    encode_telemetry, encode_telemetry_batch, parse_command,
 };
 use fleet_mqtt::{Backoff, Options, QoS};
 use tokio::sync::{mpsc, watch};
@@ -89,13 +94,22 @@ pub struct SimArgs {
     /// MQTT keep-alive, seconds (IoT Core: 30..=1200).
     #[arg(long, default_value_t = 60)]
     pub keep_alive: u16,
+    /// Readings per message (1..=100): each device buffers this many and publishes them as
+    /// one JSON array. 1 (the default) sends each reading as it is taken, as the original
+    /// CLI did. On AWS, ≤ 38–40 keeps a message within one 5 KB metering step.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=(MAX_BATCH as i64)))]
+    pub batch: u16,
 }
 
 /// What one device did.
 #[derive(Debug, Default, Clone)]
 struct DeviceReport {
+    /// Readings published (in `messages` messages).
     sent: u64,
+    /// Readings acknowledged (their message was).
     acked: u64,
+    /// Messages published.
+    messages: u64,
     commands: BTreeMap<&'static str, u64>,
     reconnects: u64,
     round_trips_ms: Vec<f64>,
@@ -112,12 +126,25 @@ pub fn run(args: SimArgs) -> Result<()> {
     if !(args.connect_rate.is_finite() && args.connect_rate > 0.0) {
         bail!("--connect-rate must be a positive number");
     }
+    check_batch(&args)?;
     let devices = build_fleet(&args, params, &building)?;
     print_setup(&args, &url);
 
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let reports = runtime.block_on(simulate(&args, url, tls, devices))?;
     print_summary(&args, &reports);
+    Ok(())
+}
+
+/// Batches are current-shape only: the original's devices (and the legacy topic) carry one
+/// `{"body":…}` reading per message, and the stack rejects an array there.
+fn check_batch(args: &SimArgs) -> Result<()> {
+    if args.legacy && args.batch > 1 {
+        bail!(
+            "--batch {} needs the current payload shape: --legacy devices send one reading per message",
+            args.batch
+        );
+    }
     Ok(())
 }
 
@@ -185,6 +212,7 @@ fn print_setup(args: &SimArgs, url: &BrokerUrl) {
     println!("\tupdate-frequency: {:>5.1}s", p.update_frequency);
     println!("\tremediation-factor: {:>4.2}", p.remediation_factor);
     println!("\tlegacy: {:>16}", args.legacy);
+    println!("\tbatch: {:>17}", args.batch);
     println!(
         "\tlog-level: {:>13}\n\nStarting simulation...",
         format!("{:?}", args.log_level).to_uppercase()
@@ -251,6 +279,7 @@ async fn simulate(
             events,
             shape,
             period,
+            batch: usize::from(args.batch),
             stop: stop_rx.clone(),
             acked: acked_tx.clone(),
             drain,
@@ -309,6 +338,8 @@ struct DeviceRun {
     events: mpsc::Receiver<ClientEvent>,
     shape: Shape,
     period: Duration,
+    /// Readings per message.
+    batch: usize,
     stop: watch::Receiver<bool>,
     acked: mpsc::UnboundedSender<(DeviceId, u64)>,
     drain: Duration,
@@ -327,9 +358,11 @@ impl DeviceRun {
         {
             warn!(device = %self.device.id(), error = %e, "cannot subscribe to commands");
         }
-        // Packet id → reading seq, for acks; reading seq → publish time, for round trips.
-        let mut pending: HashMap<u16, u64> = HashMap::new();
+        // Packet id → the seqs of its readings, for acks; reading seq → publish time, for
+        // round trips.
+        let mut pending: HashMap<u16, Vec<u64>> = HashMap::new();
         let mut sent_at: VecDeque<(u64, Instant)> = VecDeque::new();
+        let mut buffer: Vec<Telemetry> = Vec::with_capacity(self.batch);
         let mut tick = tokio::time::interval(self.period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut connected_once = false;
@@ -338,21 +371,12 @@ impl DeviceRun {
                 _ = self.stop.changed() => break,
                 _ = tick.tick() => {
                     let sample = self.device.step(now_ms());
-                    let payload = encode_telemetry(&self.device.telemetry(&sample, self.shape));
                     if self.log_each {
                         info!(device = %self.device.id(), temperature = sample.temperature, humidity = sample.humidity, remediation = ?sample.remediation, "Sending update");
                     }
-                    match self.handle.publish(topic.as_str(), payload, QoS::AtLeastOnce).await {
-                        Ok(Some(pkid)) => {
-                            pending.insert(pkid, sample.seq);
-                            sent_at.push_back((sample.seq, Instant::now()));
-                            if sent_at.len() > 256 {
-                                sent_at.pop_front();
-                            }
-                            report.sent += 1;
-                        }
-                        Ok(None) => report.sent += 1,
-                        Err(e) => warn!(device = %self.device.id(), error = %e, "reading not sent"),
+                    buffer.push(self.device.telemetry(&sample, self.shape));
+                    if buffer.len() >= self.batch {
+                        self.publish(&topic, &mut buffer, &mut pending, &mut sent_at, &mut report).await;
                     }
                 }
                 event = self.events.recv() => match event {
@@ -360,6 +384,11 @@ impl DeviceRun {
                     None => break,
                 },
             }
+        }
+        // Readings still buffered go out before the drain, so a stop loses none of them.
+        if !buffer.is_empty() {
+            self.publish(&topic, &mut buffer, &mut pending, &mut sent_at, &mut report)
+                .await;
         }
         // Drain: outstanding acks, then a clean disconnect.
         let until = tokio::time::Instant::now() + self.drain;
@@ -376,16 +405,56 @@ impl DeviceRun {
             }
         }
         if !pending.is_empty() {
-            warn!(device = %self.device.id(), unacked = pending.len(), "stopping with readings not acknowledged");
+            let unacked: usize = pending.values().map(Vec::len).sum();
+            warn!(device = %self.device.id(), unacked, "stopping with readings not acknowledged");
         }
         let _ = self.handle.disconnect().await;
         report
     }
 
+    /// Publishes the buffered readings as one message (QoS 1) and empties the buffer: a
+    /// lone reading with `--batch 1` as the usual object, anything else as a JSON array.
+    async fn publish(
+        &mut self,
+        topic: &str,
+        buffer: &mut Vec<Telemetry>,
+        pending: &mut HashMap<u16, Vec<u64>>,
+        sent_at: &mut VecDeque<(u64, Instant)>,
+        report: &mut DeviceReport,
+    ) {
+        let payload = match buffer.as_slice() {
+            [one] if self.batch == 1 => encode_telemetry(one),
+            readings => encode_telemetry_batch(readings),
+        };
+        let seqs: Vec<u64> = buffer.drain(..).filter_map(|t| t.seq).collect();
+        let count = seqs.len() as u64;
+        match self.handle.publish(topic, payload, QoS::AtLeastOnce).await {
+            Ok(Some(pkid)) => {
+                let now = Instant::now();
+                for &seq in &seqs {
+                    sent_at.push_back((seq, now));
+                }
+                while sent_at.len() > 256.max(3 * self.batch) {
+                    sent_at.pop_front();
+                }
+                pending.insert(pkid, seqs);
+                report.sent += count;
+                report.messages += 1;
+            }
+            Ok(None) => {
+                report.sent += count;
+                report.messages += 1;
+            }
+            Err(e) => {
+                warn!(device = %self.device.id(), error = %e, readings = count, "readings not sent")
+            }
+        }
+    }
+
     fn on_event(
         &mut self,
         event: ClientEvent,
-        pending: &mut HashMap<u16, u64>,
+        pending: &mut HashMap<u16, Vec<u64>>,
         sent_at: &VecDeque<(u64, Instant)>,
         report: &mut DeviceReport,
         connected_once: &mut bool,
@@ -393,9 +462,12 @@ impl DeviceRun {
         let id = self.device.id().clone();
         match event {
             ClientEvent::Acked { pkid } => {
-                if let Some(seq) = pending.remove(&pkid) {
-                    report.acked += 1;
-                    let _ = self.acked.send((id, seq));
+                // One ack covers every reading of the message.
+                if let Some(seqs) = pending.remove(&pkid) {
+                    report.acked += seqs.len() as u64;
+                    for seq in seqs {
+                        let _ = self.acked.send((id.clone(), seq));
+                    }
                 }
             }
             ClientEvent::Message(m) => {
@@ -468,6 +540,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn print_summary(args: &SimArgs, reports: &[DeviceReport]) {
     let sent: u64 = reports.iter().map(|r| r.sent).sum();
+    let messages: u64 = reports.iter().map(|r| r.messages).sum();
     let acked: u64 = reports.iter().map(|r| r.acked).sum();
     let reconnects: u64 = reports.iter().map(|r| r.reconnects).sum();
     let mut commands: BTreeMap<&str, u64> = BTreeMap::new();
@@ -493,6 +566,10 @@ fn print_summary(args: &SimArgs, reports: &[DeviceReport]) {
             format!(" ({})", by_action.join(", "))
         },
     );
+    // Counts above are readings; with --batch several share one message (and one ack).
+    if args.batch > 1 {
+        println!("  messages {messages} (up to {} readings each)", args.batch);
+    }
     if !rtt.is_empty() {
         println!(
             "  remediation round trip (publish → command): p50 {:.1} ms, p99 {:.1} ms over {} commands",
@@ -505,6 +582,8 @@ fn print_summary(args: &SimArgs, reports: &[DeviceReport]) {
         devices = reports.len(),
         sent,
         acked,
+        messages,
+        batch = args.batch,
         commands = received,
         reconnects,
         legacy = args.legacy,

@@ -351,3 +351,149 @@ fn kill_9_loses_no_acknowledged_reading_and_stores_none_twice() {
         acked.len()
     );
 }
+
+#[test]
+fn a_batching_sim_fleet_stores_every_reading_and_flushes_its_buffers_on_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let stack = Stack::start(&data);
+    let acked_file = dir.path().join("acked.ndjson");
+    let out = sim(&[
+        "--broker",
+        &stack.mqtt_url(),
+        "--devices",
+        "5",
+        "--batch",
+        "7",
+        "--duration",
+        "4",
+        "--update-frequency",
+        "0.1",
+        "--connect-rate",
+        "500",
+        "--acked-file",
+        acked_file.to_str().unwrap(),
+    ]);
+    let (sent, acked_count) = sent_acked(&out);
+    assert!(sent >= 5 * 20, "sent only {sent}");
+    assert_eq!(sent, acked_count, "every reading acknowledged");
+    let messages = messages_line(&out);
+
+    // The stack counts both units: messages (what it acknowledged) and the readings in them.
+    let stats: serde_json::Value =
+        serde_json::from_str(&http_get(stack.addrs.http, "/api/stats")).unwrap();
+    assert_eq!(
+        stats["ingest"]["messages"].as_u64(),
+        Some(messages),
+        "{stats}"
+    );
+    assert_eq!(stats["ingest"]["batch_messages"].as_u64(), Some(messages));
+    assert_eq!(stats["ingest"]["readings"].as_u64(), Some(sent), "{stats}");
+    assert_eq!(stats["ingest"]["stored"].as_u64(), Some(sent));
+    assert_eq!(
+        stats["readings"].as_u64(),
+        Some(sent),
+        "one row per reading"
+    );
+    assert_eq!(
+        stats["decisions"].as_u64(),
+        Some(sent),
+        "one decision per reading"
+    );
+    let metrics = http_get(stack.addrs.http, "/metrics");
+    assert!(
+        metrics.contains(&format!("fleet_messages_received_total {messages}")),
+        "{metrics}"
+    );
+    assert!(stack.stop().success());
+
+    let acked = acked(&acked_file);
+    let stored = stored(&data);
+    assert_eq!(
+        set(&stored),
+        set(&acked),
+        "exactly the acknowledged readings"
+    );
+    assert_eq!(stored.len(), set(&stored).len(), "no reading stored twice");
+    // Per device: every seq from the first to the last (nothing left in a buffer), sent as
+    // full messages of 7 but the last, which the stop flushed: ⌈n / 7⌉ messages.
+    let mut per_device: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for (device, seq) in &acked {
+        per_device.entry(device.clone()).or_default().push(*seq);
+    }
+    assert_eq!(per_device.len(), 5);
+    let mut expected_messages = 0;
+    for (device, mut seqs) in per_device {
+        seqs.sort_unstable();
+        let (first, last) = (seqs[0], seqs[seqs.len() - 1]);
+        assert_eq!(seqs, (first..=last).collect::<Vec<_>>(), "{device}: a gap");
+        expected_messages += (seqs.len() as u64).div_ceil(7);
+    }
+    assert_eq!(messages, expected_messages);
+    assert!(
+        messages < sent / 5,
+        "{messages} messages for {sent} readings"
+    );
+}
+
+/// The N of a sim run's `messages N` summary line (messages published).
+fn messages_line(out: &std::process::Output) -> u64 {
+    let summary = String::from_utf8_lossy(&out.stdout);
+    summary
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("messages "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no messages line: {summary}"))
+}
+
+#[test]
+fn a_buffer_that_never_fills_is_published_at_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let stack = Stack::start(&data);
+    let acked_file = dir.path().join("acked.ndjson");
+    // About 20 readings per device, a batch of 100: only the stop sends them.
+    let out = sim(&[
+        "--broker",
+        &stack.mqtt_url(),
+        "--devices",
+        "3",
+        "--batch",
+        "100",
+        "--duration",
+        "2",
+        "--update-frequency",
+        "0.1",
+        "--acked-file",
+        acked_file.to_str().unwrap(),
+    ]);
+    let (sent, acked_count) = sent_acked(&out);
+    assert!(sent >= 3 * 10, "sent only {sent}");
+    assert_eq!(sent, acked_count);
+    assert_eq!(messages_line(&out), 3, "one flushed message per device");
+    assert!(stack.stop().success());
+    assert_eq!(set(&stored(&data)), set(&acked(&acked_file)));
+}
+
+#[test]
+fn sim_batch_sizes_are_validated() {
+    for (args, needle) in [
+        (&["--batch", "0"][..], "0 is not in 1..=100"),
+        (&["--batch", "101"][..], "101 is not in 1..=100"),
+        (
+            &["--batch", "5", "--legacy"][..],
+            "--legacy devices send one reading per message",
+        ),
+    ] {
+        let out = support::fleet()
+            .arg("sim")
+            .args(args)
+            .args(["--broker", "mqtt://127.0.0.1:1", "--duration", "0"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}

@@ -6,6 +6,11 @@
 //! (`ReportBatchItemFailures`). A bad message is rejected by the plan (logged with its
 //! reason, counted in EMF, archived under `rejected/…`) and acknowledged, because a retry
 //! would only reject it again.
+//!
+//! A record may carry a batch of readings (a JSON array, §4.3): it yields one row per
+//! reading, every row naming the record, so a record fails if *any* of its rows could not
+//! be written and is redelivered whole (rewriting its other rows is idempotent). A bad
+//! element is rejected on its own (`{message id}#{index}` in the logs) and fails nothing.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -33,7 +38,8 @@ pub struct Worker<T, A, M> {
 /// What one batch came to.
 #[derive(Debug, Default)]
 pub struct BatchReport {
-    /// Ids of the messages to redeliver, in batch order.
+    /// Ids of the messages to redeliver, in batch order: each once, however many of its
+    /// rows failed.
     pub failed: Vec<String>,
     /// The plan's counts.
     pub summary: PlanSummary,
@@ -72,6 +78,8 @@ impl<T: ReadingTable, A: Archive, M: MetricLog> Worker<T, A, M> {
             let envelope = envelope_errors.get(r.source_id.as_str());
             warn!(
                 message_id = %r.source_id,
+                element = r.element,
+                reference = %r.reference(),
                 topic = %r.topic,
                 code = r.reason.code(),
                 reason = %r.reason,
@@ -125,6 +133,8 @@ impl<T: ReadingTable, A: Archive, M: MetricLog> Worker<T, A, M> {
             .collect();
         info!(
             received = plan.summary.received,
+            batches = plan.summary.batches,
+            readings = plan.summary.readings,
             accepted = plan.summary.accepted,
             duplicates = plan.summary.duplicates,
             rejected = plan.summary.rejected,

@@ -22,7 +22,9 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     StreamSpecification, StreamViewType,
 };
-use fleet_core::{PolicyConfig, Telemetry, Topic, WorkerConfig, encode_telemetry};
+use fleet_core::{
+    PolicyConfig, Telemetry, Topic, WorkerConfig, encode_telemetry, encode_telemetry_batch,
+};
 use fleet_lambdas::aws::calls::CallCounter;
 use fleet_lambdas::aws::dynamodb::{
     BatchWriter, DynamoDecisions, DynamoReadings, Item, row_from_item,
@@ -377,39 +379,70 @@ async fn the_adapters_store_archive_decide_and_publish_on_moto() {
     assert_eq!(worker_calls.get("S3.PutObject"), Some(&2));
 }
 
-/// 1,000 readings from 10 devices as one SQS batch, then their stream records: the calls
-/// each path makes, written to `$CARGO_TARGET_TMPDIR/lambda-api-calls.json` for the cost
-/// table.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_calls_per_thousand_readings() {
-    let s = stack().await;
+/// What one scenario of [`api_calls_per_thousand_readings`] came to.
+struct Calls {
+    summary: Value,
+    worker: BTreeMap<String, u64>,
+    remediation: BTreeMap<String, u64>,
+}
+
+/// 1,000 readings from 10 devices (100 each, a sine around 27 °C that crosses the band's
+/// edges now and then) as one SQS batch of records of `per_message` readings each (1: one
+/// reading per record; more: a JSON array per record), then their stream records, on a
+/// fresh moto. Checks every reading is a row and the batch is one archive object.
+async fn calls_for(per_message: u64) -> Calls {
     const N: u64 = 1_000;
+    const DEVICES: u64 = 10;
+    let s = stack().await;
     let t0 = 1_764_230_400_000;
-    let records: Vec<Value> = (0..N)
-        .map(|i| {
-            let device = format!("d-{:04}", i % 10 + 1);
-            let seq = i / 10;
-            let ts = t0 + seq * 2_000;
-            // A sine around 27 °C that crosses the band's edges now and then.
-            let temperature = 27.0 + 1.6 * ((seq as f64) / 8.0 + (i % 10) as f64).sin();
-            let t = Telemetry::current(device.as_str().try_into().unwrap(), "1".try_into().unwrap(), seq, ts, (temperature * 100.0).round() / 100.0, 55.0);
-            let topic = Topic::telemetry("1".try_into().unwrap(), device.as_str().try_into().unwrap());
-            json!({
-                "messageId": format!("m-{i:06}"),
-                "body": Envelope::encode(&topic.to_string(), encode_telemetry(&t).as_bytes(), ts + 30),
+    let reading = |device: u64, seq: u64| {
+        let id = format!("d-{:04}", device + 1);
+        let ts = t0 + seq * 2_000;
+        let temperature = 27.0 + 1.6 * ((seq as f64) / 8.0 + device as f64).sin();
+        Telemetry::current(
+            id.as_str().try_into().unwrap(),
+            "1".try_into().unwrap(),
+            seq,
+            ts,
+            (temperature * 100.0).round() / 100.0,
+            55.0,
+        )
+    };
+    // Records in time order, devices interleaved, as the rule would queue them.
+    let per_device = N / DEVICES;
+    let mut records = Vec::new();
+    for first in (0..per_device).step_by(per_message as usize) {
+        for device in 0..DEVICES {
+            let readings: Vec<Telemetry> = (first..(first + per_message).min(per_device))
+                .map(|seq| reading(device, seq))
+                .collect();
+            let last = readings.last().unwrap();
+            let payload = if per_message == 1 {
+                encode_telemetry(last)
+            } else {
+                encode_telemetry_batch(&readings)
+            };
+            let topic = Topic::telemetry(last.building.clone().unwrap(), last.device.clone());
+            records.push(json!({
+                "messageId": format!("m-{:06}", records.len()),
+                "body": Envelope::encode(&topic.to_string(), payload.as_bytes(), last.ts.unwrap() + 30),
                 "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
                 "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:fleet-ingest", "awsRegion": "us-east-1"
-            })
-        })
-        .collect();
+            }));
+        }
+    }
+    let messages = records.len();
+    assert_eq!(messages as u64, N / per_message);
     let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
     let response = s.worker.handle_sqs(event, t0 + 200_000).await.unwrap();
     assert!(response.batch_item_failures.is_empty());
     let worker = s.counter.counts();
     s.counter.reset();
 
+    let listed = s.s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
+    assert_eq!(listed.contents().len(), 1, "one archive object per batch");
     let items = scan(&s.dynamodb, READINGS).await;
-    assert_eq!(items.len() as u64, N);
+    assert_eq!(items.len() as u64, N, "every reading is a row");
     // The stream as Lambda would batch it: 100 records per invoke.
     let mut event = insert_event(items);
     let mut commands = 0;
@@ -431,6 +464,8 @@ async fn api_calls_per_thousand_readings() {
     let remediation = s.counter.counts();
     let summary = json!({
         "readings": N,
+        "messages": messages,
+        "readings_per_message": per_message,
         "worker_invokes": 1,
         "worker_calls": worker,
         "remediation_invokes": invokes,
@@ -438,18 +473,40 @@ async fn api_calls_per_thousand_readings() {
         "commands": commands,
         "decisions_recorded": recorded,
     });
-    eprintln!("API calls per {N} readings: {summary:#}");
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lambda-api-calls.json");
-    std::fs::write(&out, format!("{summary:#}\n")).unwrap();
+    Calls {
+        summary,
+        worker,
+        remediation,
+    }
+}
+
+/// The calls each path makes per 1,000 readings, one reading per message and 10 per
+/// message, written to `$CARGO_TARGET_TMPDIR/lambda-api-calls.json` for the cost table (the
+/// batched scenario under `batched`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_calls_per_thousand_readings() {
+    let single = calls_for(1).await;
     assert_eq!(
-        worker.get("S3.PutObject"),
+        single.worker.get("S3.PutObject"),
         Some(&1),
         "one archive object per batch"
     );
     assert_eq!(
-        worker.get("DynamoDB.BatchWriteItem"),
+        single.worker.get("DynamoDB.BatchWriteItem"),
         Some(&40),
         "25 rows per call"
     );
-    let _: BTreeMap<String, u64> = remediation;
+    // Batching cuts the per-message costs (IoT, rule, SQS), not the per-reading ones: the
+    // Lambdas make the same calls for the same readings.
+    let batched = calls_for(10).await;
+    assert_eq!(batched.summary["messages"], 100);
+    assert_eq!(batched.worker, single.worker);
+    assert_eq!(batched.remediation, single.remediation);
+    assert_eq!(batched.summary["commands"], single.summary["commands"]);
+
+    let mut summary = single.summary;
+    summary["batched"] = batched.summary;
+    eprintln!("API calls per 1,000 readings: {summary:#}");
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lambda-api-calls.json");
+    std::fs::write(&out, format!("{summary:#}\n")).unwrap();
 }

@@ -26,6 +26,12 @@ const SQS: &str = include_str!("fixtures/sqs_batch.json");
 const DIRECT: &str = include_str!("fixtures/iot_direct.json");
 const STREAM: &str = include_str!("fixtures/dynamodb_stream.json");
 const SNS: &str = include_str!("fixtures/sns_cloudwatch_alarm.json");
+/// Records carrying batches of readings (JSON arrays): 10 readings of d-0001, 5 of d-0002
+/// (the third out of range), a single reading of d-0003, an array on a legacy topic and an
+/// empty array.
+const SQS_BATCHED: &str = include_str!("fixtures/sqs_batched_readings.json");
+/// A direct invoke carrying a batch of 3 readings of d-0001.
+const DIRECT_BATCH: &str = include_str!("fixtures/iot_direct_batch.json");
 /// A little after the fixtures' readings (2025-11-27T08:00:01Z).
 const NOW: u64 = 1_764_230_401_000;
 
@@ -478,4 +484,210 @@ async fn the_lambdas_send_what_the_local_pipeline_sends() {
     assert_eq!(cloud, here);
     assert_eq!(report.decisions.len(), outcome.decisions.len());
     assert_eq!(readings(stream()).len(), 4);
+}
+
+fn batched_id(n: u32) -> String {
+    format!("7b2d0c1e-{n:04}-4a8e-9d2b-{n:012}")
+}
+
+fn all_rows(store: &SharedStore) -> Vec<ReadingRow> {
+    let s = store.store();
+    ["d-0001", "d-0002", "d-0003", "d-0004", "381938912"]
+        .iter()
+        .flat_map(|d| {
+            s.readings(&DeviceId::try_from(*d).unwrap())
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn records_carrying_batches_store_every_good_reading() {
+    let w = worker();
+    let event: SqsEvent = serde_json::from_str(SQS_BATCHED).unwrap();
+    let response = w.handle_sqs(event, NOW).await.unwrap();
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+
+    let rows = all_rows(&w.table);
+    let per_message = |n: u32| rows.iter().filter(|r| r.source_id == batched_id(n)).count();
+    assert_eq!(
+        (per_message(1), per_message(2), per_message(3)),
+        (10, 4, 1),
+        "every good element is a row naming its record"
+    );
+    assert_eq!(rows.len(), 15);
+    let d2: BTreeSet<Option<u64>> = rows
+        .iter()
+        .filter(|r| r.device.as_str() == "d-0002")
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(d2, BTreeSet::from([Some(1), Some(2), Some(4), Some(5)]));
+
+    // One readings object for the whole invoke, one rejected object.
+    let objects = archive(&w.archive);
+    assert_eq!(objects.len(), 2);
+    let readings = objects
+        .iter()
+        .find(|o| o.key.starts_with("readings/"))
+        .unwrap();
+    assert_eq!(readings.body.lines().count(), 15);
+    let rejected = objects
+        .iter()
+        .find(|o| o.key.starts_with("rejected/"))
+        .unwrap();
+    let lines: Vec<Value> = rejected
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<(String, Value, String)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["source_id"].as_str().unwrap().to_owned(),
+                l["element"].clone(),
+                l["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                batched_id(2),
+                Value::from(2),
+                "temperature_out_of_range".to_owned()
+            ),
+            (batched_id(4), Value::Null, "batch_not_allowed".to_owned()),
+            (batched_id(5), Value::Null, "batch_empty".to_owned()),
+        ]
+    );
+    assert!(lines[0]["raw"].as_str().unwrap().contains("298.5"));
+
+    let emf: Vec<Value> = w
+        .metrics
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let total = |metric: &str| emf.iter().filter_map(|v| v[metric].as_u64()).sum::<u64>();
+    assert_eq!((total("Readings"), total("Rejected")), (15, 3));
+}
+
+/// Fails the rows of one reading (device and seq), as a throttled item would.
+struct FailReading<T>(T, &'static str, u64);
+
+impl<T: ReadingTable> ReadingTable for FailReading<T> {
+    async fn put_rows(&self, rows: &[ReadingRow]) -> Result<(), RowsFailed> {
+        let bad = |r: &ReadingRow| r.device.as_str() == self.1 && r.seq == Some(self.2);
+        let good: Vec<ReadingRow> = rows.iter().filter(|r| !bad(r)).cloned().collect();
+        self.0.put_rows(&good).await?;
+        let failed: BTreeSet<usize> = (0..rows.len()).filter(|&i| bad(&rows[i])).collect();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        Err(RowsFailed {
+            failed,
+            source: StoreError::new("write items", "ProvisionedThroughputExceededException"),
+        })
+    }
+}
+
+#[tokio::test]
+async fn one_failed_row_of_a_batch_fails_its_record_and_no_neighbour() {
+    let w = Worker {
+        config: WorkerConfig::default(),
+        table: FailReading(mem(), "d-0001", 7),
+        archive: mem(),
+        metrics: CapturedMetrics::default(),
+    };
+    let event: SqsEvent = serde_json::from_str(SQS_BATCHED).unwrap();
+    let response = w.handle_sqs(event, NOW).await.unwrap();
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, [batched_id(1)], "the record holding seq 7, once");
+    // Its other nine rows were written (a redelivery rewrites them, idempotently); the
+    // neighbours' rows are all there.
+    assert_eq!(all_rows(&w.table.0).len(), 14);
+
+    // The redelivery of that record alone, once the table accepts it, completes it.
+    let retry = worker();
+    let mut event: SqsEvent = serde_json::from_str(SQS_BATCHED).unwrap();
+    event.records.truncate(1);
+    let response = retry.handle_sqs(event, NOW + 1_000).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(all_rows(&retry.table).len(), 10);
+}
+
+#[tokio::test]
+async fn a_direct_invoke_may_carry_a_batch() {
+    let w = worker();
+    let event: Value = serde_json::from_str(DIRECT_BATCH).unwrap();
+    w.handle_event(event, "req-b", NOW).await.unwrap();
+    let rows = all_rows(&w.table);
+    let seqs: Vec<Option<u64>> = rows.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [Some(20), Some(21), Some(22)]);
+    assert!(rows.iter().all(|r| r.source_id == "req-b"));
+
+    // A failed row fails the invoke, so Lambda retries the whole envelope.
+    let failing = Worker {
+        config: WorkerConfig::default(),
+        table: FailReading(mem(), "d-0001", 21),
+        archive: mem(),
+        metrics: CapturedMetrics::default(),
+    };
+    let err = failing
+        .handle_event(serde_json::from_str(DIRECT_BATCH).unwrap(), "req-c", NOW)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("1 message(s)"), "{err}");
+}
+
+/// Batched and single records give the cloud path the same commands as the local pipeline.
+#[tokio::test]
+async fn batched_records_send_what_the_local_pipeline_sends() {
+    let event: SqsEvent = serde_json::from_str(SQS_BATCHED).unwrap();
+    let messages: Vec<Message> = event
+        .records
+        .iter()
+        .map(|r| {
+            Message::from_body(
+                r.message_id.clone().unwrap(),
+                r.body.as_deref().unwrap().as_bytes(),
+                NOW,
+            )
+        })
+        .collect();
+    let incoming: Vec<_> = messages.iter().map(Message::incoming).collect();
+    let mut pipeline = Pipeline::new(PipelineConfig::default()).unwrap();
+    let mut local = MemoryStore::new();
+    let outcome = pipeline.ingest(&mut local, &incoming, NOW).unwrap();
+
+    let w = worker();
+    w.handle_sqs(event, NOW).await.unwrap();
+    let new_items: Vec<StreamReading> = all_rows(&w.table)
+        .into_iter()
+        .map(|row| StreamReading {
+            sequence_number: Some(row.sort_key.clone()),
+            row,
+        })
+        .collect();
+    let r = remediation(Recorder::new(Discard), true);
+    let report = r.handle(new_items, NOW).await;
+    let mut cloud = r.publisher.sent();
+    let mut here: Vec<(String, String)> = outcome
+        .commands
+        .iter()
+        .map(|c| (c.topic.to_string(), c.payload.clone()))
+        .collect();
+    cloud.sort();
+    here.sort();
+    assert!(!here.is_empty(), "d-0001 crosses the band inside its batch");
+    assert_eq!(cloud, here);
+    assert_eq!(report.decisions.len(), 15);
+    assert_eq!(outcome.decisions.len(), 15);
 }

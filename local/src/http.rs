@@ -112,14 +112,30 @@ async fn stats(State(s): State<AppState>) -> Response {
     })
     .await;
     match counts {
-        Ok(Ok((readings, decisions))) => axum::Json(json!({
-            "readings": readings,
-            "decisions": decisions,
-            "mqtt": {
-                "connected": s.broker.stats().connected,
-                "received": s.broker.stats().received,
-            },
-        }))
+        Ok(Ok((readings, decisions))) => {
+            let t = s.metrics.totals();
+            axum::Json(json!({
+                // Rows in the database (one per stored reading, batched or not).
+                "readings": readings,
+                "decisions": decisions,
+                "mqtt": {
+                    "connected": s.broker.stats().connected,
+                    "received": s.broker.stats().received,
+                },
+                // Since this start. `messages` are the telemetry publishes handled (and
+                // acknowledged); the `readings` they carried are `stored + duplicates +
+                // rejected`, more than `messages` when devices send batches.
+                "ingest": {
+                    "messages": t.messages,
+                    "batch_messages": t.batch_messages,
+                    "readings": t.readings,
+                    "stored": t.stored,
+                    "duplicates": t.duplicates,
+                    "rejected": t.rejected,
+                },
+            }))
+            .into_response()
+        }
         .into_response(),
         Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),

@@ -75,7 +75,10 @@ impl Default for Retention {
 /// Totals for the periodic progress line.
 #[derive(Debug, Default, Clone, Copy)]
 struct Progress {
+    /// Telemetry messages (MQTT publishes) handled.
     received: u64,
+    /// Readings they carried (more than `received` when devices batch).
+    readings: u64,
     stored: u64,
     rejected: u64,
     commands: u64,
@@ -129,6 +132,7 @@ impl IngestThread {
                     stored_per_s =
                         format!("{:.0}", (progress.stored - reported.stored) as f64 / secs),
                     received = progress.received,
+                    readings = progress.readings,
                     stored = progress.stored,
                     rejected = progress.rejected,
                     commands = progress.commands,
@@ -180,7 +184,8 @@ impl IngestThread {
             self.pipeline.alarms().devices_in_alarm(),
         );
         // Stored, duplicate or rejected, every message is handled: ack them all. A rejected
-        // message would be rejected again, so a resend would not help.
+        // message (or batch element) would be rejected again, so a resend would not help.
+        // Acks are per MQTT message: one ack covers all the readings of a batch message.
         for message in batch.drain(..) {
             if let Some(ack) = message.ack {
                 ack.complete();
@@ -201,6 +206,8 @@ impl IngestThread {
         for rejected in &outcome.rejected {
             warn!(
                 source_id = %rejected.source_id,
+                element = rejected.element,
+                reference = %rejected.reference(),
                 topic = %rejected.topic,
                 code = rejected.reason.code(),
                 reason = %rejected.reason,
@@ -214,6 +221,7 @@ impl IngestThread {
             error!(error = %e, "could not write the EMF log");
         }
         progress.received += outcome.summary.received as u64;
+        progress.readings += outcome.summary.readings as u64;
         progress.stored += outcome.stored.len() as u64;
         progress.rejected += outcome.rejected.len() as u64;
         progress.commands += outcome.commands.len() as u64;

@@ -3,6 +3,12 @@
 //! The Lambdas report the same facts as EMF log lines; locally they are counters that a
 //! Prometheus server (or `curl`) can read. Labels are bounded: rejection codes, actions,
 //! reasons and alarm states come from fixed sets in the core.
+//!
+//! Units: *messages* are MQTT publishes on the telemetry topics, what the broker
+//! acknowledges (after their batch is committed); *readings* are what they carry: one per
+//! message, or N for a batch message of N readings (§4.3). A message rejected whole counts
+//! as one reading. `readings_received = readings_stored + readings_duplicate +
+//! sum(readings_rejected)`; without batch messages `messages_received = readings_received`.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -17,14 +23,35 @@ use prometheus_client::registry::Registry;
 
 type Labels = Vec<(&'static str, String)>;
 
+/// Ingest totals since the stack started (see the module doc for the units).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestTotals {
+    /// Telemetry messages handled (each acknowledged once its batch was committed).
+    pub messages: u64,
+    /// Of those, messages that carried a batch of readings.
+    pub batch_messages: u64,
+    /// Readings those messages carried.
+    pub readings: u64,
+    /// Readings newly stored.
+    pub stored: u64,
+    /// Readings already stored (redeliveries, repeats), ignored.
+    pub duplicates: u64,
+    /// Readings rejected (a message rejected whole counts once).
+    pub rejected: u64,
+}
+
 /// The stack's metrics.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    messages: Counter,
+    batch_messages: Counter,
     received: Counter,
     stored: Counter,
     duplicates: Counter,
     rejected: Family<Labels, Counter>,
+    /// The sum of `rejected` over its labels, for [`Metrics::totals`].
+    rejected_total: AtomicU64,
     decisions: Family<Labels, Counter>,
     commands: Family<Labels, Counter>,
     alarm_changes: Family<Labels, Counter>,
@@ -50,10 +77,13 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("fleet");
         let m = Metrics {
+            messages: Counter::default(),
+            batch_messages: Counter::default(),
             received: Counter::default(),
             stored: Counter::default(),
             duplicates: Counter::default(),
             rejected: Family::default(),
+            rejected_total: AtomicU64::new(0),
             decisions: Family::default(),
             commands: Family::default(),
             alarm_changes: Family::default(),
@@ -70,8 +100,18 @@ impl Metrics {
         };
         let r = &mut registry;
         r.register(
+            "messages_received",
+            "Telemetry messages received (MQTT publishes, acknowledged once stored)",
+            m.messages.clone(),
+        );
+        r.register(
+            "batch_messages_received",
+            "Telemetry messages that carried a batch of readings (a JSON array)",
+            m.batch_messages.clone(),
+        );
+        r.register(
             "readings_received",
-            "Telemetry messages received",
+            "Readings received (one per message, N per batch message of N)",
             m.received.clone(),
         );
         r.register(
@@ -86,7 +126,7 @@ impl Metrics {
         );
         r.register(
             "readings_rejected",
-            "Messages rejected, by reason",
+            "Readings rejected (a message rejected whole counts once), by reason",
             m.rejected.clone(),
         );
         r.register(
@@ -140,9 +180,13 @@ impl Metrics {
 
     /// Counts one batch's outcome.
     pub fn record_batch(&self, outcome: &Outcome, seconds: f64, devices_in_alarm: usize) {
-        self.received.inc_by(outcome.summary.received as u64);
+        self.messages.inc_by(outcome.summary.received as u64);
+        self.batch_messages.inc_by(outcome.summary.batches as u64);
+        self.received.inc_by(outcome.summary.readings as u64);
         self.stored.inc_by(outcome.stored.len() as u64);
         self.duplicates.inc_by(outcome.duplicates as u64);
+        self.rejected_total
+            .fetch_add(outcome.summary.rejected as u64, Relaxed);
         for (code, n) in &outcome.summary.rejected_by_code {
             self.rejected
                 .get_or_create(&vec![("reason", (*code).to_owned())])
@@ -171,6 +215,19 @@ impl Metrics {
         self.devices_in_alarm.set(devices_in_alarm as i64);
         self.batch_seconds.observe(seconds);
         self.batch_size.observe(outcome.summary.received as f64);
+    }
+
+    /// Totals since start, for `/api/stats`.
+    pub fn totals(&self) -> IngestTotals {
+        let rejected = self.rejected_total.load(Relaxed);
+        IngestTotals {
+            messages: self.messages.get(),
+            batch_messages: self.batch_messages.get(),
+            readings: self.received.get(),
+            stored: self.stored.get(),
+            duplicates: self.duplicates.get(),
+            rejected,
+        }
     }
 
     /// Counts an archive write that failed outside a batch (a buffered flush).
@@ -216,14 +273,32 @@ mod tests {
         let m = Metrics::new();
         let mut outcome = Outcome::default();
         outcome.summary.received = 3;
+        outcome.summary.batches = 1;
+        outcome.summary.readings = 12;
+        outcome.summary.rejected = 2;
         outcome.summary.rejected_by_code.insert("syntax", 2);
         m.record_batch(&outcome, 0.001, 0);
+        assert_eq!(
+            m.totals(),
+            IngestTotals {
+                messages: 3,
+                batch_messages: 1,
+                readings: 12,
+                rejected: 2,
+                ..IngestTotals::default()
+            }
+        );
         let text = m.render(&BrokerStats {
             connected: 2,
             received: 5,
             ..BrokerStats::default()
         });
-        assert!(text.contains("fleet_readings_received_total 3"), "{text}");
+        assert!(text.contains("fleet_messages_received_total 3"), "{text}");
+        assert!(
+            text.contains("fleet_batch_messages_received_total 1"),
+            "{text}"
+        );
+        assert!(text.contains("fleet_readings_received_total 12"), "{text}");
         assert!(
             text.contains(r#"fleet_readings_rejected_total{reason="syntax"} 2"#),
             "{text}"

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use fleet_core::{
     Action, ArchiveObject, Decision, DeviceId, DeviceState, Incoming, ReadingRow, Telemetry, Topic,
-    encode_telemetry,
+    encode_telemetry, encode_telemetry_batch,
 };
 use fleet_local::LocalStore;
 use fleet_pipeline::{
@@ -208,4 +208,70 @@ fn a_failed_batch_leaves_nothing_and_its_retry_commands_once() {
     let out = ingest(&mut p, &mut s, &msgs, T0 + 10_000);
     assert_eq!((out.stored.len(), out.commands.len()), (3, 3));
     assert_eq!(s.inner.db.decision_count().unwrap(), 3);
+}
+
+#[test]
+fn a_batch_message_is_stored_as_its_rows_in_sqlite_and_decided_per_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = Pipeline::new(PipelineConfig::default()).unwrap();
+    let mut s = open(dir.path());
+    let readings: Vec<Telemetry> = [27.0, 27.6, 28.3, 28.5, 28.6]
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| {
+            Telemetry::current(
+                id("d-1"),
+                "1".parse().unwrap(),
+                i as u64,
+                T0 + i as u64 * 2_000,
+                t,
+                60.0,
+            )
+        })
+        .collect();
+    let topic = Topic::telemetry("1".parse().unwrap(), id("d-1")).to_string();
+    // The batch, a bad element in a second batch, and a single reading of another device.
+    let mut bad = readings[4].clone();
+    bad.seq = Some(9);
+    bad.temperature = 300.0;
+    let msgs = [
+        (topic.clone(), encode_telemetry_batch(&readings)),
+        (topic.clone(), encode_telemetry_batch(&[bad])),
+        telemetry("d-2", 0, 27.0),
+    ];
+    let out = ingest(&mut p, &mut s, &msgs, T0 + 20_000);
+    assert_eq!(
+        (
+            out.summary.received,
+            out.summary.readings,
+            out.summary.batches
+        ),
+        (3, 7, 2)
+    );
+    assert_eq!((out.stored.len(), out.rejected.len()), (6, 1));
+    assert_eq!(out.rejected[0].reference(), format!("m{}-1#0", T0 + 20_000));
+    assert_eq!(s.db.reading_count().unwrap(), 6);
+    assert_eq!(
+        s.db.decision_count().unwrap(),
+        6,
+        "one decision per reading"
+    );
+    // d-1 leaves the band at seq 2: one command, not one per hot reading.
+    assert_eq!(out.commands.len(), 1);
+    let cool = s.db.decisions_of(&id("d-1"), 10).unwrap();
+    let commanded: Vec<Option<u64>> = cool
+        .iter()
+        .filter(|r| r.decision.command.is_some())
+        .map(|r| r.decision.reading_seq)
+        .collect();
+    assert_eq!(commanded, [Some(2)]);
+    s.flush_archive(true).unwrap();
+    let keys = s.archive.keys().unwrap();
+    let body = String::from_utf8(s.archive.get(&keys[0]).unwrap().unwrap()).unwrap();
+    assert_eq!(body.lines().count(), 6);
+
+    // The batch redelivered (its ack was lost): every reading is a duplicate.
+    let again = ingest(&mut p, &mut s, &msgs[..1], T0 + 30_000);
+    assert_eq!((again.stored.len(), again.duplicates), (0, 5));
+    assert_eq!(s.db.reading_count().unwrap(), 6);
 }

@@ -325,6 +325,8 @@ pub fn host_config(text: &str) -> Option<HostConfig> {
         region: Option<String>,
         #[cfg(feature = "aws")]
         cognito: Option<Cognito>,
+        #[cfg(feature = "aws")]
+        topics: Option<Topics>,
     }
     #[derive(serde::Deserialize)]
     struct Mqtt {
@@ -339,6 +341,11 @@ pub fn host_config(text: &str) -> Option<HostConfig> {
     struct Cognito {
         identity_pool_id: Option<String>,
     }
+    #[cfg(feature = "aws")]
+    #[derive(serde::Deserialize)]
+    struct Topics {
+        basic_ingest_prefix: Option<String>,
+    }
     let config: Config = serde_json::from_str(text).ok()?;
     match config.mode.as_str() {
         "local" => config.mqtt.and_then(|m| m.url).map(HostConfig::Local),
@@ -352,6 +359,20 @@ pub fn host_config(text: &str) -> Option<HostConfig> {
                     .cognito
                     .and_then(|c| c.identity_pool_id)
                     .map(|p| ("pool", p)),
+            );
+            // `$aws/rules/<rule>/`: telemetry goes through Basic Ingest.
+            pairs.extend(
+                config
+                    .topics
+                    .and_then(|t| t.basic_ingest_prefix)
+                    .and_then(|p| {
+                        Some(
+                            p.strip_prefix("$aws/rules/")?
+                                .trim_end_matches('/')
+                                .to_owned(),
+                        )
+                    })
+                    .map(|r| ("rule", r)),
             );
             Some(HostConfig::Aws(pairs))
         }
@@ -568,7 +589,14 @@ pub fn App() -> impl IntoView {
                     format!("wss://{endpoint}/mqtt"),
                     format!("{}{}-", s.client_prefix, page_id.get_value()),
                 );
-                let config = on_shared_broker(config, &page_id.get_value());
+                let config = EngineConfig {
+                    topic_prefix: s
+                        .rule
+                        .as_ref()
+                        .map(|r| format!("$aws/rules/{r}/"))
+                        .unwrap_or_default(),
+                    ..on_shared_broker(config, &page_id.get_value())
+                };
                 mqtt.seed = s.seed ^ real_now;
                 mqtt.connections = match s.connections.gateways(
                     s.devices,
@@ -1189,7 +1217,7 @@ fn DeviceCard(
                                             })
                                         }
                                         on:change=move |ev| {
-                                            if let Ok(v) = event_target_value(&ev).trim().parse::<f64>() {
+                                            if let Some(v) = fleet_core::number::parse_f64(event_target_value(&ev).trim()) {
                                                 draft.update(|p| *param_mut(p, key) = v);
                                             }
                                         }
@@ -1313,7 +1341,8 @@ mod tests {
         let aws = r#"{"mode":"aws","region":"eu-west-1",
             "mqtt":{"url":"wss://abc-ats.iot.eu-west-1.amazonaws.com/mqtt","endpoint":"abc-ats.iot.eu-west-1.amazonaws.com","client_id_prefix":"fleet-web-"},
             "cognito":{"identity_pool_id":"eu-west-1:42"},
-            "topics":{"telemetry":"dt/monitoring/+/+/telemetry"},"band":{"min":26,"max":28},"dashboard_devices":["d-0001"]}"#;
+            "topics":{"telemetry":"dt/monitoring/+/+/telemetry","basic_ingest_prefix":"$aws/rules/fleet_telemetry/"},
+            "band":{"min":26,"max":28},"dashboard_devices":["d-0001"]}"#;
         #[cfg(feature = "aws")]
         {
             let Some(HostConfig::Aws(pairs)) = host_config(aws) else {
@@ -1325,6 +1354,7 @@ mod tests {
             assert!(warnings.is_empty(), "{warnings:?}");
             assert_eq!(s.pool.as_deref(), Some("eu-west-1:42"));
             assert_eq!(s.region, "eu-west-1");
+            assert_eq!(s.rule.as_deref(), Some("fleet_telemetry"));
         }
         #[cfg(not(feature = "aws"))]
         assert_eq!(host_config(aws), None);

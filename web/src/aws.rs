@@ -89,25 +89,19 @@ pub fn cognito_endpoint(region: &str, endpoint_override: Option<&str>) -> String
     }
 }
 
-/// The body of a Cognito error answer.
-#[derive(Deserialize)]
-struct ErrorBody {
-    #[serde(rename = "__type", default)]
+/// Any answer of Cognito's two actions, error answers included. One struct, not one per
+/// answer: each derived `Deserialize` (and its `serde_json::from_str`) is about 2 KB of wasm.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct Answer {
+    identity_id: Option<String>,
+    credentials: Option<CognitoCredentials>,
+    /// The error type (`__type`), e.g. `NotAuthorizedException`.
+    #[serde(rename = "__type")]
     kind: String,
-    #[serde(alias = "Message", default)]
+    /// The error message: `message` or `Message`.
+    #[serde(alias = "message")]
     message: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct GetIdAnswer {
-    identity_id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct CredentialsAnswer {
-    credentials: CognitoCredentials,
 }
 
 #[derive(Deserialize)]
@@ -122,14 +116,16 @@ struct CognitoCredentials {
 
 /// Reads Cognito's answer to `GetId`: the identity id.
 pub fn parse_get_id(status: u16, body: &str) -> Result<String, CognitoError> {
-    let answer: GetIdAnswer = parse_answer(status, body)?;
-    Ok(answer.identity_id)
+    parse_answer(status, body)?
+        .identity_id
+        .ok_or_else(|| missing("IdentityId"))
 }
 
 /// Reads Cognito's answer to `GetCredentialsForIdentity`.
 pub fn parse_credentials(status: u16, body: &str) -> Result<Session, CognitoError> {
-    let answer: CredentialsAnswer = parse_answer(status, body)?;
-    let c = answer.credentials;
+    let c = parse_answer(status, body)?
+        .credentials
+        .ok_or_else(|| missing("Credentials"))?;
     Ok(Session {
         credentials: Credentials {
             access_key_id: c.access_key_id,
@@ -140,12 +136,14 @@ pub fn parse_credentials(status: u16, body: &str) -> Result<Session, CognitoErro
     })
 }
 
-fn parse_answer<T: serde::de::DeserializeOwned>(
-    status: u16,
-    body: &str,
-) -> Result<T, CognitoError> {
+fn missing(field: &str) -> CognitoError {
+    CognitoError::Unexpected(format!("no {field} in the answer"))
+}
+
+fn parse_answer(status: u16, body: &str) -> Result<Answer, CognitoError> {
+    let answer = serde_json::from_str::<Answer>(body);
     if !(200..300).contains(&status) {
-        return Err(match serde_json::from_str::<ErrorBody>(body) {
+        return Err(match answer {
             Ok(e) if !e.kind.is_empty() || !e.message.is_empty() => CognitoError::Refused {
                 // `__type` may carry a namespace: `com.amazonaws...#NotAuthorizedException`.
                 kind: e.kind.rsplit('#').next().unwrap_or_default().to_owned(),
@@ -154,7 +152,7 @@ fn parse_answer<T: serde::de::DeserializeOwned>(
             _ => CognitoError::Unexpected(format!("HTTP {status}")),
         });
     }
-    serde_json::from_str(body).map_err(|e| CognitoError::Unexpected(e.to_string()))
+    answer.map_err(|e| CognitoError::Unexpected(e.to_string()))
 }
 
 /// Temporary credentials as a user pastes them: `AccessKeyId`, `SecretAccessKey` and an

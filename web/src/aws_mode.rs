@@ -1,7 +1,8 @@
 //! The AWS mode's page glue: the credentials a running fleet signs with (pasted, or from
 //! a Cognito Identity Pool, renewed before they expire), the presigned-URL source for the
-//! MQTT transport, and the controls. Behind the `aws` feature: without it the page builds
-//! without SigV4 and Cognito (a smaller download) and says so when AWS mode is chosen.
+//! MQTT transport, and the controls. Behind the `aws` feature, on by default: with
+//! `--no-default-features` the page builds without SigV4 and Cognito (a smaller download)
+//! and says so when AWS mode is chosen.
 
 #[cfg(feature = "aws")]
 pub use with_aws::{AwsControls, AwsMode};
@@ -187,6 +188,7 @@ mod with_aws {
                 {text("Identity pool ", "pool", "REGION:GUID", |s| {
                     s.pool.clone().unwrap_or_default()
                 })}
+                {text("Basic Ingest rule ", "rule", "none", |s| s.rule.clone().unwrap_or_default())}
                 <details class="creds">
                     <summary>"or paste temporary credentials"</summary>
                     {secret("Access key id ", "aws-key", "text", 0)}
@@ -316,7 +318,7 @@ mod without_aws {
 
     /// What the page says when AWS mode is chosen.
     pub const NOTE: &str =
-        "this build of the page has no AWS mode (build it with the `aws` feature)";
+        "this build of the page has no AWS mode (it was built without the `aws` feature)";
 
     /// Says that this build has no AWS mode.
     #[component]

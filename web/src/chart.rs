@@ -88,6 +88,8 @@ fn draw_on<DB: DrawingBackend>(
         .right_y_label_area_size(28)
         .build_cartesian_2d(first as f64..last as f64, y_lo..y_hi)?
         .set_secondary_coord(first as f64..last as f64, h_lo..h_hi);
+    // Fonts as `FontFamily::SansSerif`, not "sans-serif": plotters lowercases a family
+    // given as text, which links Unicode's case tables (14 KB) into the wasm.
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -96,13 +98,13 @@ fn draw_on<DB: DrawingBackend>(
         .max_light_lines(0)
         .bold_line_style(RGBColor(235, 235, 235))
         .y_label_formatter(&|y| format!("{y:.0}"))
-        .label_style(("sans-serif", 10))
+        .label_style((FontFamily::SansSerif, 10))
         .draw()?;
     chart
         .configure_secondary_axes()
         .y_labels(3)
         .y_label_formatter(&|h| format!("{h:.0}%"))
-        .label_style(("sans-serif", 9, &HUMIDITY))
+        .label_style((FontFamily::SansSerif, 9, &HUMIDITY))
         .draw()?;
     chart.draw_secondary_series(LineSeries::new(
         device.humidity.iter().map(|&(s, h)| (s as f64, h)),

@@ -43,6 +43,9 @@ pub struct EngineConfig {
     /// simulator of the project uses; the page gives its fleets on a shared broker a prefix
     /// of its own, so they never report under another simulator's (or tab's) ids.
     pub id_prefix: String,
+    /// Put before every telemetry topic: IoT Core's Basic Ingest prefix
+    /// (`$aws/rules/<rule>/`), or nothing.
+    pub topic_prefix: String,
 }
 
 impl Default for EngineConfig {
@@ -56,6 +59,7 @@ impl Default for EngineConfig {
             series_capacity: 300,
             log_capacity: 200,
             id_prefix: "d-".to_owned(),
+            topic_prefix: String::new(),
         }
     }
 }
@@ -232,7 +236,11 @@ impl Engine {
             .into_iter()
             .enumerate()
             .map(|(i, device)| DeviceView {
-                topic: device.telemetry_topic(Shape::Current).to_string(),
+                topic: format!(
+                    "{}{}",
+                    config.topic_prefix,
+                    device.telemetry_topic(Shape::Current)
+                ),
                 reading: Telemetry::current(
                     device.id().clone(),
                     device.building().clone(),
@@ -849,6 +857,56 @@ mod tests {
         assert!(r.capacity_seen <= 160, "{}", r.capacity_seen);
         // The series rings stay at their capacity.
         assert!(engine.devices().iter().all(|d| d.series.len() == 10));
+    }
+
+    /// Keeps every topic published to.
+    struct Topics(std::rc::Rc<std::cell::RefCell<Vec<String>>>);
+
+    impl Transport for Topics {
+        fn open(&mut self, _: u64, _: usize) {}
+        fn publish(&mut self, _: u64, _: usize, topic: &str, _: &[u8]) -> Sent {
+            self.0.borrow_mut().push(topic.to_owned());
+            Sent::Queued
+        }
+        fn poll(&mut self, _: u64, _: &mut Vec<Inbound>) {}
+        fn link(&self, _: usize) -> LinkState {
+            LinkState::Up
+        }
+        fn stats(&self) -> TransportStats {
+            TransportStats::default()
+        }
+        fn problem(&self) -> Option<String> {
+            None
+        }
+        fn close(&mut self, _: u64) {}
+    }
+
+    #[test]
+    fn a_basic_ingest_prefix_goes_before_every_telemetry_topic() {
+        let topics = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let shared = topics.clone();
+        let config = EngineConfig {
+            devices: 6,
+            buildings: 2,
+            topic_prefix: "$aws/rules/fleet_telemetry/".to_owned(),
+            ..EngineConfig::default()
+        };
+        let mut engine = Engine::new(config, T0, move |_| {
+            Ok(Box::new(Topics(shared)) as Box<dyn Transport>)
+        })
+        .unwrap();
+        run(&mut engine, 0, 10_000, 50);
+        let topics = topics.borrow();
+        assert!(topics.len() >= 6 * 4, "{}", topics.len());
+        let mut devices = std::collections::BTreeSet::new();
+        for t in topics.iter() {
+            let rest = t.strip_prefix("$aws/rules/fleet_telemetry/").unwrap();
+            match Topic::parse(rest).unwrap() {
+                Topic::Telemetry { device, .. } => devices.insert(device),
+                other => panic!("{other:?}"),
+            };
+        }
+        assert_eq!(devices.len(), 6);
     }
 
     #[test]

@@ -124,6 +124,9 @@ pub struct Settings {
     pub pool: Option<String>,
     /// AWS mode: where Cognito is, when not AWS's endpoint for the region (a stand-in).
     pub cognito: Option<String>,
+    /// AWS mode: publish telemetry through this IoT rule's Basic Ingest topics
+    /// (`$aws/rules/<rule>/dt/monitoring/…`), which IoT Core does not charge as messages.
+    pub rule: Option<String>,
     /// Client ids start with this (the pool's role allows only this prefix).
     pub client_prefix: String,
     /// Number of devices.
@@ -153,6 +156,7 @@ impl Default for Settings {
             region: "us-east-1".to_owned(),
             pool: None,
             cognito: None,
+            rule: None,
             client_prefix: "fleet-web-".to_owned(),
             devices: 12,
             buildings: 3,
@@ -248,6 +252,19 @@ impl Settings {
                         bad("an http(s) URL");
                     }
                 }
+                #[cfg(feature = "aws")]
+                "rule" if value.is_empty() => self.rule = None,
+                #[cfg(feature = "aws")]
+                "rule" => {
+                    // IoT rule names: letters, digits and _ only, up to 128.
+                    if value.len() <= 128
+                        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    {
+                        self.rule = Some(value.to_owned());
+                    } else {
+                        bad("an IoT rule name: up to 128 letters, digits or _");
+                    }
+                }
                 "prefix" => {
                     if !value.is_empty()
                         && value.len() <= 64
@@ -297,7 +314,7 @@ impl Settings {
                     _ => bad(&format!("seconds, 0 to {MAX_WARMUP_S}")),
                 },
                 "velocity" | "frequency" | "factor" | "min_temp" | "min_hum" => {
-                    let Ok(v) = value.parse::<f64>() else {
+                    let Some(v) = fleet_core::number::parse_f64(value) else {
                         bad("a number");
                         continue;
                     };
@@ -330,6 +347,7 @@ impl Settings {
                 ("endpoint", &self.endpoint, &d.endpoint),
                 ("pool", &self.pool, &d.pool),
                 ("cognito", &self.cognito, &d.cognito),
+                ("rule", &self.rule, &d.rule),
             ] {
                 if let Some(v) = value.as_ref().filter(|v| Some(*v) != default.as_ref()) {
                     pairs.push((key, v.clone()));
@@ -469,7 +487,7 @@ mod tests {
         let mut s = Settings::default();
         let mut warnings = Vec::new();
         s.apply(
-            pairs("mode=aws&endpoint=wss://abc-ats.iot.eu-west-1.amazonaws.com/mqtt&region=eu-west-1&pool=eu-west-1:1f2e&prefix=fleet-web-"),
+            pairs("mode=aws&endpoint=wss://abc-ats.iot.eu-west-1.amazonaws.com/mqtt&region=eu-west-1&pool=eu-west-1:1f2e&prefix=fleet-web-&rule=fleet_telemetry"),
             &mut warnings,
         );
         assert!(warnings.is_empty(), "{warnings:?}");
@@ -481,16 +499,16 @@ mod tests {
         let q = s.to_query();
         assert_eq!(
             q,
-            "mode=aws&endpoint=abc-ats.iot.eu-west-1.amazonaws.com&pool=eu-west-1:1f2e&region=eu-west-1"
+            "mode=aws&endpoint=abc-ats.iot.eu-west-1.amazonaws.com&pool=eu-west-1:1f2e&rule=fleet_telemetry&region=eu-west-1"
         );
         let mut back = Settings::default();
         back.apply(pairs(&q), &mut warnings);
         assert_eq!(back, s);
         s.apply(
-            pairs("endpoint=a b&region=EU&pool=nope&cognito=ftp://x&prefix=a/b&secret=x"),
+            pairs("endpoint=a b&region=EU&pool=nope&cognito=ftp://x&prefix=a/b&rule=a-b&secret=x"),
             &mut warnings,
         );
-        assert_eq!(warnings.len(), 5, "{warnings:?}");
+        assert_eq!(warnings.len(), 6, "{warnings:?}");
         assert_eq!(back, s);
     }
 

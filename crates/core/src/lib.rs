@@ -15,17 +15,19 @@
 //! - [`id`]: validated [`DeviceId`] and [`BuildingId`] (`[A-Za-z0-9_-]{1,64}`).
 //! - [`topic`]: MQTT topic names and subscription filters (§4.2).
 //! - [`device`]: the virtual device's curve, remediation and a seeded [`Fleet`] (§4.1).
-//! - [`payload`]: JSON telemetry and commands, current and legacy shapes, and the
-//!   [`Rejection`] reasons for bad input (§4.3).
+//! - [`payload`]: JSON telemetry (one reading, or a batch of up to [`MAX_BATCH`]) and
+//!   commands, current and legacy shapes, and the [`Rejection`] reasons for bad input (§4.3).
 //! - [`policy`]: the per-device remediation state machine, [`decide`] (§4.5).
 //! - [`mod@plan`]: what the worker does with a batch of messages, [`plan()`] (§4.4).
 //! - [`alarm`]: band and fleet alarms evaluated reading by reading, [`Alarms`] (§4.6).
+//! - [`number`]: decimal numbers from text, the same on every target ([`number::parse_f64`]).
 
 #![warn(missing_docs)]
 
 pub mod alarm;
 pub mod device;
 pub mod id;
+pub mod number;
 pub mod payload;
 pub mod plan;
 pub mod policy;
@@ -35,8 +37,9 @@ pub use alarm::{AlarmConfig, AlarmKind, AlarmNotice, AlarmState, Alarms};
 pub use device::{Device, DeviceParams, Fleet, FleetVariation, Sample};
 pub use id::{BuildingId, DeviceId, IdError};
 pub use payload::{
-    Action, Command, LegacyCommand, ParseContext, Rejection, Shape, Telemetry, encode_command,
-    encode_telemetry, parse_command, parse_telemetry,
+    Action, Command, LegacyCommand, MAX_BATCH, ParseContext, Rejection, Shape, Telemetry,
+    TelemetryMessage, encode_command, encode_telemetry, encode_telemetry_batch, parse_command,
+    parse_telemetry, parse_telemetry_batch,
 };
 pub use plan::{
     ArchiveObject, Incoming, Plan, PlanSummary, ReadingRow, Rejected, WorkerConfig, plan,

@@ -22,17 +22,18 @@ pub struct PipelineConfig {
 /// What one batch produced.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    /// Counts from the worker plan.
+    /// Counts from the worker plan (messages and readings: see [`PlanSummary`]).
     pub summary: PlanSummary,
-    /// Rejected messages with their reasons.
+    /// Rejected messages and batch elements with their reasons.
     pub rejected: Vec<Rejected>,
     /// EMF metric lines (the local stack logs them, as a Lambda would).
     pub emf: Vec<String>,
-    /// Rows newly stored: the change feed.
+    /// Rows newly stored: the change feed. A batch message contributes one row per new
+    /// reading it carried.
     pub stored: Vec<ReadingRow>,
-    /// Messages that repeated a reading, in the batch or already stored.
+    /// Readings that repeated one in the batch or already stored.
     pub duplicates: usize,
-    /// One decision per stored row.
+    /// One decision per stored row (so per reading, batched or not).
     pub decisions: Vec<Decision>,
     /// Commands to publish, from the decisions.
     pub commands: Vec<Publication>,
@@ -144,7 +145,7 @@ impl Pipeline {
 #[cfg(test)]
 mod tests {
     use fleet_core::payload::{Action, parse_command};
-    use fleet_core::{ParseContext, Telemetry, Topic, encode_telemetry};
+    use fleet_core::{ParseContext, Telemetry, Topic, encode_telemetry, encode_telemetry_batch};
 
     use super::*;
     use crate::MemoryStore;
@@ -218,6 +219,49 @@ mod tests {
             (0, 0, 1)
         );
         assert_eq!(s.readings_total(), 1);
+    }
+
+    #[test]
+    fn a_batch_message_is_stored_and_remediated_reading_by_reading() {
+        let mut p = Pipeline::new(PipelineConfig::default()).unwrap();
+        let mut s = MemoryStore::new();
+        let readings: Vec<Telemetry> = [27.0, 27.5, 28.4, 28.6]
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| {
+                Telemetry::current(
+                    "d-1".try_into().unwrap(),
+                    "1".try_into().unwrap(),
+                    i as u64,
+                    1_000 + i as u64 * 2_000,
+                    t,
+                    60.0,
+                )
+            })
+            .collect();
+        let topic = Topic::telemetry("1".try_into().unwrap(), "d-1".try_into().unwrap());
+        let msgs = [(topic.to_string(), encode_telemetry_batch(&readings))];
+        let out = ingest(&mut p, &mut s, &msgs, 10_000);
+        assert_eq!((out.summary.received, out.summary.readings), (1, 4));
+        assert_eq!(out.stored.len(), 4);
+        assert_eq!(out.decisions.len(), 4, "one decision per reading");
+        // Seq 2 leaves the band rising: one cool command, and no storm for seq 3.
+        assert_eq!(out.commands.len(), 1);
+        let cmd = parse_command(
+            out.commands[0].payload.as_bytes(),
+            &ParseContext::new(10_000),
+        )
+        .unwrap();
+        assert_eq!((cmd.action, cmd.reading_seq), (Action::Cool, Some(2)));
+        assert_eq!(s.readings_total(), 4);
+
+        // Redelivered whole: every reading is a duplicate, nothing is decided again.
+        let again = ingest(&mut p, &mut s, &msgs, 11_000);
+        assert_eq!(
+            (again.stored.len(), again.duplicates, again.commands.len()),
+            (0, 4, 0)
+        );
+        assert_eq!(s.readings_total(), 4);
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! JSON payloads (§4.3): telemetry and commands, current and legacy shapes.
+//! JSON payloads (§4.3): telemetry (single readings and batches) and commands, current and
+//! legacy shapes.
 //!
 //! Encoding is infallible and exact (floats in shortest round-trip form). Parsing never
 //! panics and never trusts its input: every way a message can be wrong maps to one
 //! [`Rejection`] with a stable [`code`](Rejection::code), so bad messages are counted and
 //! archived, never silently dropped.
 
+mod batch;
 mod command;
 mod context;
 mod field;
@@ -14,6 +16,10 @@ mod telemetry;
 
 use serde_json::Value;
 
+pub use batch::{
+    BatchElement, MAX_BATCH, RECOMMENDED_BATCH, TelemetryMessage, encode_telemetry_batch,
+    parse_telemetry_batch,
+};
 pub use command::{
     Action, Command, LegacyCommand, MAX_COMMAND_ID_LEN, UnknownAction, encode_command,
     encode_legacy_command, parse_command, parse_legacy_command,

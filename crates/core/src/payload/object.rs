@@ -3,8 +3,8 @@
 //! Why not `#[derive(Deserialize)]`: serde reports problems as error *strings*, accepts
 //! duplicate keys (last wins), and stops at the first error with no field attached. Instead
 //! the object's known keys are collected as raw JSON slices ([`RawValue`]) in one pass, and
-//! each field is then checked on its own: its kind from the first byte, numbers with Rust's
-//! correctly rounded `str::parse` (so encode → parse is exact), ids with their validators.
+//! each field is then checked on its own: its kind from the first byte, numbers correctly
+//! rounded ([`crate::number::parse_f64`], so encode → parse is exact), ids with their validators.
 
 use std::fmt;
 
@@ -119,9 +119,9 @@ impl<'a> Object<'a> {
     /// A required finite number.
     pub(crate) fn f64(&self, field: Field) -> Result<f64, Rejection> {
         let text = self.typed(field, JsonKind::Number)?;
-        // `str::parse` is correctly rounded, and maps overflow (`1e999`) to infinity.
-        match text.parse::<f64>() {
-            Ok(v) if v.is_finite() => Ok(v),
+        // Correctly rounded; overflow (`1e999`) is an infinity, refused here.
+        match crate::number::parse_f64(text) {
+            Some(v) if v.is_finite() => Ok(v),
             _ => Err(Rejection::NonFinite { field }),
         }
     }

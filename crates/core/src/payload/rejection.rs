@@ -19,7 +19,7 @@ const BAD_ID: [&str; Field::COUNT] = with_field_names!(codes, "bad_id");
 const TOPIC_MISMATCH: [&str; Field::COUNT] = with_field_names!(codes, "topic_mismatch");
 
 /// Codes of the reasons that do not depend on a field.
-const FIELDLESS: [&str; 9] = [
+const FIELDLESS: [&str; 13] = [
     "empty",
     "too_large",
     "not_utf8",
@@ -29,6 +29,10 @@ const FIELDLESS: [&str; 9] = [
     "action_unexpected",
     "topic_invalid",
     "topic_not_telemetry",
+    "batch_empty",
+    "batch_too_long",
+    "batch_not_allowed",
+    "batch_element_not_object",
 ];
 
 /// Why a message was rejected. Every reading is accepted or rejected with one of these, which
@@ -144,6 +148,34 @@ pub enum Rejection {
     /// The message arrived on a valid topic that does not carry telemetry.
     #[error("topic does not carry telemetry")]
     NotTelemetryTopic,
+    /// The payload is an empty JSON array: a batch holds at least one reading.
+    #[error("payload is an empty batch, expected 1..={max} readings")]
+    EmptyBatch {
+        /// The largest batch accepted.
+        max: usize,
+    },
+    /// The payload is a batch with more readings than allowed.
+    #[error("batch has {len} readings, at most {max} allowed")]
+    BatchTooLong {
+        /// Readings in the batch.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A batch (JSON array) where none is allowed: on a legacy topic, or a legacy-shaped
+    /// (`{"body":…}`) reading inside a batch. Only current-shape readings on a device's own
+    /// telemetry topic may be batched (§4.3).
+    #[error(
+        "batches are accepted only on a device's telemetry topic \
+         (dt/monitoring/{{building}}/{{device}}/telemetry), of current-shape readings"
+    )]
+    BatchNotAllowed,
+    /// An element of a batch is not a JSON object (a number, a string, a nested array…).
+    #[error("batch element is {found}, expected a reading object")]
+    BatchElementNotObject {
+        /// What the element is.
+        found: JsonKind,
+    },
 }
 
 impl Rejection {
@@ -160,6 +192,10 @@ impl Rejection {
             Rejection::UnexpectedAction { .. } => FIELDLESS[6],
             Rejection::BadTopic { .. } => FIELDLESS[7],
             Rejection::NotTelemetryTopic => FIELDLESS[8],
+            Rejection::EmptyBatch { .. } => FIELDLESS[9],
+            Rejection::BatchTooLong { .. } => FIELDLESS[10],
+            Rejection::BatchNotAllowed => FIELDLESS[11],
+            Rejection::BatchElementNotObject { .. } => FIELDLESS[12],
             Rejection::Duplicate { field } => DUPLICATE[*field as usize],
             Rejection::Missing { field } => MISSING[*field as usize],
             Rejection::WrongType { field, .. } => WRONG_TYPE[*field as usize],
@@ -214,7 +250,7 @@ mod tests {
         let codes: Vec<_> = Rejection::all_codes().collect();
         let unique: BTreeSet<_> = codes.iter().collect();
         assert_eq!(codes.len(), unique.len());
-        assert_eq!(codes.len(), 9 + 7 * Field::COUNT);
+        assert_eq!(codes.len(), 13 + 7 * Field::COUNT);
         for c in codes {
             assert!(
                 c.bytes()

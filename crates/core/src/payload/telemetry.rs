@@ -188,7 +188,8 @@ pub fn parse_telemetry(bytes: &[u8], ctx: &ParseContext) -> Result<Telemetry, Re
     }
 }
 
-fn parse_current(obj: &Object<'_>, ctx: &ParseContext) -> Result<Telemetry, Rejection> {
+/// A current-shape reading from its object, checked against `ctx` (also each batch element).
+pub(crate) fn parse_current(obj: &Object<'_>, ctx: &ParseContext) -> Result<Telemetry, Rejection> {
     let device = obj.device(Field::Device)?;
     check_device(&device, ctx)?;
     let building = obj.building(Field::Building)?;

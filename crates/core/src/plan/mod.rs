@@ -3,9 +3,11 @@
 //! The plan lists everything the worker must write: table rows, one archive object for the
 //! accepted readings and one for the rejected messages, and metric log lines. Adapters
 //! (Lambda with DynamoDB, S3 and CloudWatch; the local stack with SQLite and files; the
-//! in-page stores) run the sinks concurrently and report each failure. Every message ends
+//! in-page stores) run the sinks concurrently and report each failure. Every reading ends
 //! up accepted, rejected (with its reason, counted and archived raw) or a duplicate, and a
-//! bad message never affects the good ones around it.
+//! bad message never affects the good ones around it. A message may carry a batch of
+//! readings of its device (a JSON array, `payload::parse_telemetry_batch`): it yields one
+//! row per good element, and each bad element is rejected on its own, with its index.
 
 mod archive;
 mod emf;
@@ -16,7 +18,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::id::{BuildingId, DeviceId};
-use crate::payload::{DEFAULT_MAX_BYTES, ParseContext, Rejection, json_object, parse_telemetry};
+use crate::payload::{
+    DEFAULT_MAX_BYTES, ParseContext, Rejection, Telemetry, TelemetryMessage, json_object,
+    parse_telemetry_batch,
+};
 use crate::topic::Topic;
 
 pub use archive::{ArchiveObject, NDJSON_CONTENT_TYPE};
@@ -76,26 +81,41 @@ impl Default for WorkerConfig {
     }
 }
 
-/// A message that was not accepted.
+/// A message, or one element of a batch message, that was not accepted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejected {
-    /// Its transport id.
+    /// Its message's transport id (for a batch element, the whole message's).
     pub source_id: String,
+    /// For an element of a batch message, its 0-based index in the array; `None` when the
+    /// whole message was rejected.
+    pub element: Option<usize>,
     /// Its topic (truncated to 256 bytes).
     pub topic: String,
     /// Its arrival time, ms.
     pub received_ms: u64,
     /// Why it was rejected.
     pub reason: Rejection,
-    /// The payload, lossily decoded and truncated to [`RAW_EXCERPT_BYTES`].
+    /// The payload (for a batch element, the element's JSON text), lossily decoded and
+    /// truncated to [`RAW_EXCERPT_BYTES`].
     pub raw: String,
 }
 
 impl Rejected {
-    /// The rejection as one JSON line (for logs and the NDJSON archive).
+    /// Names what was rejected in logs: the source id, with `#{element}` for a batch
+    /// element (`5f1a…#3`).
+    pub fn reference(&self) -> String {
+        match self.element {
+            Some(i) => format!("{}#{i}", self.source_id),
+            None => self.source_id.clone(),
+        }
+    }
+
+    /// The rejection as one JSON line (for logs and the NDJSON archive). `element` is
+    /// `null` for a message rejected whole.
     pub fn to_json_line(&self) -> String {
         json_object(&[
             ("source_id", Value::from(self.source_id.as_str())),
+            ("element", self.element.map_or(Value::Null, Value::from)),
             ("topic", Value::from(self.topic.as_str())),
             ("received_ms", Value::from(self.received_ms)),
             ("code", Value::from(self.reason.code())),
@@ -105,29 +125,42 @@ impl Rejected {
     }
 }
 
-/// Per-building counts.
+/// Per-building counts, in readings.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BuildingCounts {
     /// Accepted readings (duplicates excluded).
     pub readings: u64,
     /// Accepted readings outside the band.
     pub out_of_band: u64,
-    /// Rejected messages.
+    /// Rejections: messages rejected whole, and rejected elements of batch messages.
     pub rejected: u64,
 }
 
 /// Counts for a batch, e.g. for Prometheus-style counters in the local stack.
+///
+/// Two units: *messages* (what the transport carried and acknowledges: MQTT publishes, SQS
+/// messages) and *readings*. A single-reading message is one of each; a batch message of
+/// N elements is one message and N readings; a message rejected whole (bad JSON, wrong
+/// topic, empty or too long batch…) counts as one reading, the one it failed to carry.
+/// So `accepted + duplicates + rejected == readings`, and with no batch messages
+/// `readings == received`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlanSummary {
-    /// Messages in the batch (`accepted + duplicates + rejected`).
+    /// Messages in the batch.
     pub received: usize,
-    /// Messages accepted as rows.
+    /// Of those, messages that were batches (JSON arrays) and could be read as such.
+    pub batches: usize,
+    /// Readings in the batch (`accepted + duplicates + rejected`, see above).
+    pub readings: usize,
+    /// Readings accepted as rows.
     pub accepted: usize,
-    /// Messages repeating a reading already in the batch (same device and sort key).
+    /// Readings repeating one already in the batch (same device and sort key).
     pub duplicates: usize,
-    /// Messages rejected.
+    /// Rejections: messages rejected whole plus rejected batch elements (`Plan::rejected`).
     pub rejected: usize,
-    /// Rejected messages per [`Rejection::code`].
+    /// Messages rejected whole (`element == None`).
+    pub rejected_messages: usize,
+    /// Rejections per [`Rejection::code`].
     pub rejected_by_code: BTreeMap<&'static str, u64>,
     /// Counts per building ([`UNKNOWN_BUILDING`] for rejections with no building).
     pub per_building: BTreeMap<String, BuildingCounts>,
@@ -136,12 +169,15 @@ pub struct PlanSummary {
 /// Everything the worker must write for one batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    /// Table rows, in batch order, without in-batch duplicates. Adapters put them "if
-    /// absent", which makes duplicates across batches harmless too.
+    /// Table rows, in batch order (a batch message's in element order), without in-batch
+    /// duplicates. Each row carries its message's `source_id`, so a failed write names the
+    /// message to redeliver. Adapters put them "if absent", which makes duplicates across
+    /// batches harmless too.
     pub rows: Vec<ReadingRow>,
-    /// Rejected messages, in batch order.
+    /// Rejected messages and batch elements, in batch order.
     pub rejected: Vec<Rejected>,
-    /// Source ids of in-batch duplicates (accounted for, not written again).
+    /// Source ids of in-batch duplicate readings (accounted for, not written again); a
+    /// batch message appears once per duplicate reading it carried.
     pub duplicates: Vec<String>,
     /// EMF log lines to print, one JSON document each.
     pub emf: Vec<String>,
@@ -155,50 +191,45 @@ pub struct Plan {
 
 /// Plans the work for a batch. Pure: the same batch gives the same plan.
 pub fn plan(cfg: &WorkerConfig, batch: &[Incoming<'_>]) -> Plan {
-    let mut rows: Vec<ReadingRow> = Vec::new();
-    let mut rejected = Vec::new();
-    let mut duplicates = Vec::new();
-    let mut seen: BTreeSet<(DeviceId, String)> = BTreeSet::new();
-    let mut summary = PlanSummary {
-        received: batch.len(),
-        ..PlanSummary::default()
+    let mut tally = Tally {
+        cfg,
+        rows: Vec::new(),
+        rejected: Vec::new(),
+        duplicates: Vec::new(),
+        seen: BTreeSet::new(),
+        summary: PlanSummary {
+            received: batch.len(),
+            ..PlanSummary::default()
+        },
     };
-
     for msg in batch {
-        match accept(cfg, msg) {
-            Ok(row) => {
-                if !seen.insert((row.device.clone(), row.sort_key.clone())) {
-                    duplicates.push(msg.source_id.to_owned());
-                    continue;
-                }
-                let counts = summary
-                    .per_building
-                    .entry(row.building.to_string())
-                    .or_default();
-                counts.readings += 1;
-                if row.temperature < cfg.band_min || row.temperature > cfg.band_max {
-                    counts.out_of_band += 1;
-                }
-                rows.push(row);
-            }
+        match read(cfg, msg) {
             Err((reason, building)) => {
-                let building =
-                    building.map_or_else(|| UNKNOWN_BUILDING.to_owned(), |b| b.to_string());
-                summary.per_building.entry(building).or_default().rejected += 1;
-                *summary.rejected_by_code.entry(reason.code()).or_default() += 1;
-                rejected.push(Rejected {
-                    source_id: msg.source_id.to_owned(),
-                    topic: lossy_prefix(msg.topic.as_bytes(), TOPIC_EXCERPT_BYTES),
-                    received_ms: msg.received_ms,
-                    reason,
-                    raw: lossy_prefix(msg.payload, RAW_EXCERPT_BYTES),
-                });
+                tally.summary.rejected_messages += 1;
+                tally.reject(msg, None, building.as_ref(), reason, msg.payload);
+            }
+            Ok((topic, TelemetryMessage::One(t))) => {
+                tally.reading(msg, &topic, None, Ok(t), msg.payload);
+            }
+            Ok((topic, TelemetryMessage::Batch(elements))) => {
+                tally.summary.batches += 1;
+                for (i, e) in elements.into_iter().enumerate() {
+                    tally.reading(msg, &topic, Some(i), e.reading, e.raw.as_bytes());
+                }
             }
         }
     }
+    let Tally {
+        rows,
+        rejected,
+        duplicates,
+        mut summary,
+        ..
+    } = tally;
     summary.accepted = rows.len();
     summary.duplicates = duplicates.len();
     summary.rejected = rejected.len();
+    summary.readings = summary.accepted + summary.duplicates + summary.rejected;
 
     let first_received_ms = batch.first().map_or(0, |m| m.received_ms);
     let source_ids: Vec<&str> = batch.iter().map(|m| m.source_id).collect();
@@ -231,21 +262,108 @@ pub fn plan(cfg: &WorkerConfig, batch: &[Incoming<'_>]) -> Plan {
     }
 }
 
-/// Parses one message into a row, or says why not and which building it belongs to.
-fn accept(
+/// The plan under construction: rows, rejections and duplicates, with their counts.
+struct Tally<'c> {
+    cfg: &'c WorkerConfig,
+    rows: Vec<ReadingRow>,
+    rejected: Vec<Rejected>,
+    duplicates: Vec<String>,
+    /// (device, sort key) of the rows so far: a reading repeated within the batch, in
+    /// another message or in the same batch message, is written once.
+    seen: BTreeSet<(DeviceId, String)>,
+    summary: PlanSummary,
+}
+
+impl Tally<'_> {
+    /// One reading of `msg` (element `element` of a batch, or the whole message).
+    fn reading(
+        &mut self,
+        msg: &Incoming<'_>,
+        topic: &Topic,
+        element: Option<usize>,
+        reading: Result<Telemetry, Rejection>,
+        raw: &[u8],
+    ) {
+        let row = reading.and_then(|t| row(self.cfg, msg, topic, t));
+        let row = match row {
+            Ok(row) => row,
+            Err(reason) => return self.reject(msg, element, topic.building(), reason, raw),
+        };
+        if !self.seen.insert((row.device.clone(), row.sort_key.clone())) {
+            self.duplicates.push(msg.source_id.to_owned());
+            return;
+        }
+        let counts = self
+            .summary
+            .per_building
+            .entry(row.building.to_string())
+            .or_default();
+        counts.readings += 1;
+        if row.temperature < self.cfg.band_min || row.temperature > self.cfg.band_max {
+            counts.out_of_band += 1;
+        }
+        self.rows.push(row);
+    }
+
+    fn reject(
+        &mut self,
+        msg: &Incoming<'_>,
+        element: Option<usize>,
+        building: Option<&BuildingId>,
+        reason: Rejection,
+        raw: &[u8],
+    ) {
+        let building = building.map_or_else(|| UNKNOWN_BUILDING.to_owned(), |b| b.to_string());
+        self.summary
+            .per_building
+            .entry(building)
+            .or_default()
+            .rejected += 1;
+        *self
+            .summary
+            .rejected_by_code
+            .entry(reason.code())
+            .or_default() += 1;
+        self.rejected.push(Rejected {
+            source_id: msg.source_id.to_owned(),
+            element,
+            topic: lossy_prefix(msg.topic.as_bytes(), TOPIC_EXCERPT_BYTES),
+            received_ms: msg.received_ms,
+            reason,
+            raw: lossy_prefix(raw, RAW_EXCERPT_BYTES),
+        });
+    }
+}
+
+/// Checks a message's topic and parses its payload (one reading or a batch), or says why
+/// the whole message is rejected and which building it belongs to.
+fn read<'a>(
     cfg: &WorkerConfig,
-    msg: &Incoming<'_>,
-) -> Result<ReadingRow, (Rejection, Option<BuildingId>)> {
+    msg: &Incoming<'a>,
+) -> Result<(Topic, TelemetryMessage<'a>), (Rejection, Option<BuildingId>)> {
     let topic = Topic::parse(msg.topic).map_err(|source| (Rejection::BadTopic { source }, None))?;
-    let topic_building = topic.building().cloned();
     if !topic.is_telemetry() {
-        return Err((Rejection::NotTelemetryTopic, topic_building));
+        return Err((Rejection::NotTelemetryTopic, topic.building().cloned()));
     }
     let ctx = ParseContext::for_topic(&topic, msg.received_ms).with_max_bytes(cfg.max_bytes);
-    let t = parse_telemetry(msg.payload, &ctx).map_err(|r| (r, topic_building.clone()))?;
+    // A batch is accepted only where the context names a device: on a device's own
+    // telemetry topic, never on a legacy one.
+    match parse_telemetry_batch(msg.payload, &ctx) {
+        Ok(parsed) => Ok((topic, parsed)),
+        Err(reason) => Err((reason, topic.building().cloned())),
+    }
+}
+
+/// The table row of one accepted reading of `msg`.
+fn row(
+    cfg: &WorkerConfig,
+    msg: &Incoming<'_>,
+    topic: &Topic,
+    t: Telemetry,
+) -> Result<ReadingRow, Rejection> {
     // Telemetry topics always name a building, so this only guards the type.
-    let Some(building) = t.building.or(topic_building) else {
-        return Err((Rejection::NotTelemetryTopic, None));
+    let Some(building) = t.building.or_else(|| topic.building().cloned()) else {
+        return Err(Rejection::NotTelemetryTopic);
     };
     Ok(ReadingRow {
         sort_key: ReadingRow::sort_key(t.seq, t.ts, msg.received_ms, msg.source_id),

@@ -298,3 +298,162 @@ fn raw_excerpts_are_bounded_and_lossy() {
         .plan(&too_big);
     assert_eq!(plan.rejected[0].reason.code(), "too_large");
 }
+
+fn batch_of(elements: &[String]) -> String {
+    format!("[{}]", elements.join(","))
+}
+
+/// A batch message with good, bad and repeated elements, next to single messages.
+fn with_batches() -> Batch {
+    let topic = "dt/monitoring/1/d-0001/telemetry";
+    Batch::new()
+        .push(topic, current("d-0001", "1", 1, T0, 27.1), T0 + 1)
+        .push(
+            topic,
+            batch_of(&[
+                current("d-0001", "1", 2, T0 + 2_000, 27.2),
+                // A reading of another device on this device's topic.
+                current("d-0002", "1", 3, T0 + 4_000, 27.3),
+                // The single message above, again.
+                current("d-0001", "1", 1, T0, 27.1),
+                r#"{"device":"d-0001","building":"1","seq":4,"ts":1,"temperature":300,"humidity":60}"#
+                    .to_owned(),
+                current("d-0001", "1", 5, T0 + 8_000, 28.5),
+                // The same reading twice in one batch.
+                current("d-0001", "1", 5, T0 + 8_000, 28.5),
+                "[]".to_owned(),
+            ]),
+            T0 + 2,
+        )
+        .push(topic, "[]", T0 + 3)
+        .push(
+            "monitoring-device/building-1",
+            batch_of(&[legacy("381938912", 27.0)]),
+            T0 + 4,
+        )
+        .push(
+            "dt/monitoring/2/d-0003/telemetry",
+            batch_of(&[current("d-0003", "2", 1, T0, 26.0)]),
+            T0 + 5,
+        )
+}
+
+#[test]
+fn a_batch_message_yields_a_row_per_good_element_and_rejects_bad_ones_alone() {
+    let plan = with_batches().plan(&WorkerConfig::default());
+    let rows: Vec<(&str, Option<u64>, &str)> = plan
+        .rows
+        .iter()
+        .map(|r| (r.device.as_str(), r.seq, r.source_id.as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("d-0001", Some(1), "m0"),
+            ("d-0001", Some(2), "m1"),
+            ("d-0001", Some(5), "m1"),
+            ("d-0003", Some(1), "m4"),
+        ]
+    );
+    let rejected: Vec<(&str, Option<usize>, &str)> = plan
+        .rejected
+        .iter()
+        .map(|r| (r.source_id.as_str(), r.element, r.reason.code()))
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            ("m1", Some(1), "device_topic_mismatch"),
+            ("m1", Some(3), "temperature_out_of_range"),
+            ("m1", Some(6), "batch_element_not_object"),
+            ("m2", None, "batch_empty"),
+            ("m3", None, "batch_not_allowed"),
+        ]
+    );
+    assert_eq!(plan.rejected[0].reference(), "m1#1");
+    assert_eq!(plan.rejected[3].reference(), "m2");
+    // The excerpt of a rejected element is the element, not the whole message.
+    assert!(
+        plan.rejected[1]
+            .raw
+            .starts_with(r#"{"device":"d-0001","building":"1","seq":4"#)
+    );
+    assert!(!plan.rejected[1].raw.contains("d-0002"));
+    assert_eq!(plan.rejected[2].raw, "[]");
+    assert_eq!(plan.duplicates, ["m1", "m1"]);
+
+    let s = &plan.summary;
+    assert_eq!(
+        (s.received, s.batches, s.readings, s.rejected_messages),
+        (5, 2, 1 + 7 + 1 + 1 + 1, 2)
+    );
+    assert_eq!((s.accepted, s.duplicates, s.rejected), (4, 2, 5));
+    assert_eq!(s.accepted + s.duplicates + s.rejected, s.readings);
+    assert_eq!(s.rejected_by_code.values().sum::<u64>(), s.rejected as u64);
+    assert_eq!(
+        s.per_building.get("1"),
+        Some(&BuildingCounts {
+            readings: 3,
+            out_of_band: 1,
+            rejected: 5
+        })
+    );
+    assert_eq!(s.per_building.get("2").map(|c| c.readings), Some(1));
+}
+
+#[test]
+fn rejected_elements_are_archived_with_their_index() {
+    let plan = with_batches().plan(&WorkerConfig::default());
+    let lines: Vec<Value> = plan
+        .rejected_archive
+        .unwrap()
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(
+        (
+            &lines[0]["source_id"],
+            &lines[0]["element"],
+            &lines[0]["code"]
+        ),
+        (
+            &Value::from("m1"),
+            &Value::from(1),
+            &Value::from("device_topic_mismatch")
+        )
+    );
+    assert_eq!(lines[3]["element"], Value::Null);
+    assert_eq!(lines[3]["raw"], "[]");
+    let readings = plan.archive.unwrap().body.lines().count();
+    assert_eq!(readings, 4);
+}
+
+#[test]
+fn a_batch_equal_to_single_messages_plans_the_same_rows() {
+    let topic = "dt/monitoring/1/d-0001/telemetry";
+    let readings: Vec<String> = (0..40)
+        .map(|i| current("d-0001", "1", i, T0 + i * 2_000, 27.0 + i as f64 / 10.0))
+        .collect();
+    let mut singles = Batch::new();
+    for r in &readings {
+        singles = singles.push(topic, r.clone(), T0 + 100_000);
+    }
+    let batched = Batch::new()
+        .push(topic, batch_of(&readings[..25]), T0 + 100_000)
+        .push(topic, batch_of(&readings[25..]), T0 + 100_000);
+    let cfg = WorkerConfig::default();
+    let (a, b) = (singles.plan(&cfg), batched.plan(&cfg));
+    let key = |p: &Plan| {
+        p.rows
+            .iter()
+            .map(|r| (r.sort_key.clone(), r.temperature.to_bits(), r.ttl))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(key(&a), key(&b));
+    assert_eq!((a.summary.received, b.summary.received), (40, 2));
+    assert_eq!((a.summary.readings, b.summary.readings), (40, 40));
+    // Same readings, same metrics, whatever the packaging.
+    assert_eq!(a.summary.per_building, b.summary.per_building);
+}
