@@ -284,6 +284,10 @@ fn deliver(
 struct Totals {
     received: usize,
     stored: usize,
+    /// Decisions that change something (not [`Decision::is_routine`]): what the cloud's
+    /// remediation stores.
+    notable: usize,
+    commands: usize,
     duplicates: usize,
     rejected: BTreeMap<&'static str, u64>,
     emf_lines: usize,
@@ -294,6 +298,8 @@ impl Totals {
     fn add(&mut self, outcome: &Outcome) {
         self.received += outcome.summary.received;
         self.stored += outcome.stored.len();
+        self.notable += outcome.decisions.iter().filter(|d| !d.is_routine()).count();
+        self.commands += outcome.commands.len();
         self.duplicates += outcome.duplicates;
         for (code, n) in &outcome.summary.rejected_by_code {
             *self.rejected.entry(code).or_default() += n;
@@ -400,5 +406,12 @@ fn print_summary(
         store.archive_total(),
         totals.emf_lines,
         totals.alarms,
+    );
+    // The shares the cloud's cost depends on (docs/cost.md).
+    let per_mille = |n: usize| 1000.0 * n as f64 / totals.stored.max(1) as f64;
+    println!(
+        "per 1,000 readings: {:.1} decisions worth storing (not routine), {:.1} commands",
+        per_mille(totals.notable),
+        per_mille(totals.commands),
     );
 }

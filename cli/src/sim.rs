@@ -99,6 +99,12 @@ pub struct SimArgs {
     /// CLI did. On AWS, ≤ 38–40 keeps a message within one 5 KB metering step.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=(MAX_BATCH as i64)))]
     pub batch: u16,
+    /// Publish telemetry through this AWS IoT rule's Basic Ingest topic,
+    /// `$aws/rules/RULE/dt/monitoring/…` (the template's `TelemetryRuleName` output): the
+    /// rule gets the readings, IoT Core charges no message for them. AWS only: a broker has
+    /// no rules.
+    #[arg(long, value_name = "RULE")]
+    pub basic_ingest: Option<String>,
 }
 
 /// What one device did.
@@ -127,13 +133,34 @@ pub fn run(args: SimArgs) -> Result<()> {
         bail!("--connect-rate must be a positive number");
     }
     check_batch(&args)?;
+    let topic_prefix = basic_ingest_prefix(&args)?;
     let devices = build_fleet(&args, params, &building)?;
     print_setup(&args, &url);
 
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let reports = runtime.block_on(simulate(&args, url, tls, devices))?;
+    let reports = runtime.block_on(simulate(&args, url, tls, devices, &topic_prefix))?;
     print_summary(&args, &reports);
     Ok(())
+}
+
+/// `$aws/rules/RULE/` for `--basic-ingest RULE`, or nothing.
+fn basic_ingest_prefix(args: &SimArgs) -> Result<String> {
+    let Some(rule) = &args.basic_ingest else {
+        return Ok(String::new());
+    };
+    // IoT rule names: letters, digits and _, at most 128.
+    if rule.is_empty()
+        || rule.len() > 128
+        || !rule.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        bail!("--basic-ingest {rule:?}: an IoT rule name is 1 to 128 letters, digits or _");
+    }
+    if args.legacy {
+        bail!(
+            "--basic-ingest goes with the current topics; --legacy devices use the legacy rule's topics"
+        );
+    }
+    Ok(format!("$aws/rules/{rule}/"))
 }
 
 /// Batches are current-shape only: the original's devices (and the legacy topic) carry one
@@ -230,6 +257,7 @@ async fn simulate(
     url: BrokerUrl,
     tls: Option<TlsFiles>,
     devices: Vec<Device>,
+    topic_prefix: &str,
 ) -> Result<Vec<DeviceReport>> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (acked_tx, acked_rx) = mpsc::unbounded_channel::<(DeviceId, u64)>();
@@ -280,6 +308,7 @@ async fn simulate(
             shape,
             period,
             batch: usize::from(args.batch),
+            topic_prefix: topic_prefix.to_owned(),
             stop: stop_rx.clone(),
             acked: acked_tx.clone(),
             drain,
@@ -340,6 +369,8 @@ struct DeviceRun {
     period: Duration,
     /// Readings per message.
     batch: usize,
+    /// Before the telemetry topic: Basic Ingest's `$aws/rules/RULE/`, or nothing.
+    topic_prefix: String,
     stop: watch::Receiver<bool>,
     acked: mpsc::UnboundedSender<(DeviceId, u64)>,
     drain: Duration,
@@ -349,7 +380,11 @@ struct DeviceRun {
 impl DeviceRun {
     async fn run(mut self) -> DeviceReport {
         let mut report = DeviceReport::default();
-        let topic = self.device.telemetry_topic(self.shape).to_string();
+        let topic = format!(
+            "{}{}",
+            self.topic_prefix,
+            self.device.telemetry_topic(self.shape)
+        );
         let command_topic = self.device.command_topic(self.shape).to_string();
         if let Err(e) = self
             .handle

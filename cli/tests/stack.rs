@@ -477,13 +477,21 @@ fn a_buffer_that_never_fills_is_published_at_stop() {
 }
 
 #[test]
-fn sim_batch_sizes_are_validated() {
+fn sim_batch_sizes_and_basic_ingest_rules_are_validated() {
     for (args, needle) in [
         (&["--batch", "0"][..], "0 is not in 1..=100"),
         (&["--batch", "101"][..], "101 is not in 1..=100"),
         (
             &["--batch", "5", "--legacy"][..],
             "--legacy devices send one reading per message",
+        ),
+        (
+            &["--basic-ingest", "fleet-telemetry"][..],
+            "an IoT rule name is 1 to 128 letters, digits or _",
+        ),
+        (
+            &["--basic-ingest", "fleet_telemetry", "--legacy"][..],
+            "--legacy devices use the legacy rule's topics",
         ),
     ] {
         let out = support::fleet()

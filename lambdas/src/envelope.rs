@@ -6,6 +6,10 @@
 //! the SQS message body, or the whole event of a direct invoke. Base64 keeps the raw bytes,
 //! so the core parser sees exactly what the device sent, garbage included, and rejects it
 //! with the same reasons as the local stack.
+//!
+//! Devices may publish through Basic Ingest (`$aws/rules/<rule>/dt/monitoring/…`, no
+//! messaging charge). The rule's filter and `topic()` see the topic after that prefix; should
+//! a `topic()` ever carry it, it is dropped here, so the topic is checked the same either way.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -51,7 +55,10 @@ impl Envelope {
     /// Decodes an envelope from its JSON.
     pub fn decode(body: &[u8]) -> Result<Envelope, EnvelopeError> {
         let raw: Raw<'_> = serde_json::from_slice(body)?;
-        let topic = raw.topic.ok_or(EnvelopeError::MissingTopic)?;
+        let mut topic = raw.topic.ok_or(EnvelopeError::MissingTopic)?;
+        if let Some(rest) = basic_ingest_topic(&topic) {
+            topic = rest.to_owned();
+        }
         let payload = raw.payload.ok_or(EnvelopeError::MissingPayload)?;
         let payload = STANDARD.decode(payload.as_bytes())?;
         Ok(Envelope {
@@ -70,6 +77,13 @@ impl Envelope {
         })
         .to_string()
     }
+}
+
+/// The topic after a Basic Ingest prefix `$aws/rules/<rule>/`, if `topic` has one.
+fn basic_ingest_topic(topic: &str) -> Option<&str> {
+    let rest = topic.strip_prefix("$aws/rules/")?;
+    let (rule, topic) = rest.split_once('/')?;
+    (!rule.is_empty() && !topic.is_empty()).then_some(topic)
 }
 
 /// One message for the worker: an envelope, or the raw body of one that did not decode.
@@ -131,6 +145,27 @@ mod tests {
         assert_eq!(e.topic, "dt/monitoring/1/d-1/telemetry");
         assert_eq!(e.payload, b"{\"a\":1}");
         assert_eq!(e.received_ms, Some(42));
+    }
+
+    #[test]
+    fn a_basic_ingest_prefix_is_dropped_and_nothing_else() {
+        let topic = |t: &str| {
+            Envelope::decode(Envelope::encode(t, b"{}", 1).as_bytes())
+                .unwrap()
+                .topic
+        };
+        assert_eq!(
+            topic("$aws/rules/fleet_telemetry/dt/monitoring/1/d-1/telemetry"),
+            "dt/monitoring/1/d-1/telemetry"
+        );
+        // Not a Basic Ingest topic: kept as it is, for the plan to judge.
+        for t in [
+            "$aws/rules/fleet_telemetry",
+            "$aws/rules//dt/x",
+            "$aws/things/x/shadow",
+        ] {
+            assert_eq!(topic(t), t);
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //!   interceptor counting API calls. SDK types never leave this module.
 //! - [`memory`]: the ports over fleet-pipeline's in-memory store, for tests and local runs.
 //! - [`logging`]: JSON logs for CloudWatch.
+//! - [`cost`]: the cost per million readings, from the calls counted against moto.
 //!
 //! The binaries (`src/bin/{worker,remediation,notifier}.rs`) only read the config, build the
 //! SDK clients once and hand the handler to `lambda_runtime`.
@@ -30,6 +31,7 @@
 
 pub mod aws;
 pub mod config;
+pub mod cost;
 pub mod envelope;
 pub mod logging;
 pub mod memory;

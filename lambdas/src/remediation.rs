@@ -37,9 +37,10 @@ pub struct Remediation<D, P> {
     pub table: D,
     /// Where commands go.
     pub publisher: P,
-    /// Whether routine in-band decisions (no command) are stored too. Off by default: they
-    /// are most decisions and each is a table write; they are counted in the batch log.
-    pub record_in_band: bool,
+    /// Whether routine decisions ([`Decision::is_routine`]: in band, or a remediation going
+    /// on, no command) are stored too. Off by default: they are most decisions and each is a
+    /// table write; they are counted in the batch log.
+    pub record_routine: bool,
 }
 
 /// One new reading from the stream.
@@ -227,13 +228,12 @@ impl<D: DecisionTable, P: Publisher> Remediation<D, P> {
 
     /// Ignored readings are never recorded: a duplicate or stale one is mostly a
     /// redelivered record whose first decision is stored under the same key, which must not
-    /// be overwritten (stale ones are logged). In-band decisions without a command only when
-    /// asked.
+    /// be overwritten (stale ones are logged). Routine decisions only when asked.
     fn worth_recording(&self, d: &Decision) -> bool {
-        match d.reason {
-            r if r.is_ignored() => false,
-            Reason::InBand => self.record_in_band || d.command.is_some(),
-            _ => true,
+        if d.reason.is_ignored() {
+            false
+        } else {
+            self.record_routine || !d.is_routine()
         }
     }
 

@@ -248,7 +248,7 @@ async fn stack() -> Stack {
         publisher: Recorder::new(IotPublisher {
             client: aws::iot_client(&config, &moto.url, Some(&counter)),
         }),
-        record_in_band: false,
+        record_routine: false,
     };
     Stack {
         _moto: moto,
@@ -448,8 +448,14 @@ async fn calls_for(per_message: u64) -> Calls {
     let mut commands = 0;
     let mut recorded = 0;
     let mut invokes = 0;
+    let mut device_invokes = 0;
     while !event.records.is_empty() {
         let rest = event.records.split_off(event.records.len().min(100));
+        device_invokes += fleet_lambdas::remediation::readings(event.clone())
+            .iter()
+            .map(|r| r.row.device.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
         let (response, report) = s
             .remediation
             .handle_event(event, t0 + 200_000 + invokes * 1_000)
@@ -469,6 +475,7 @@ async fn calls_for(per_message: u64) -> Calls {
         "worker_invokes": 1,
         "worker_calls": worker,
         "remediation_invokes": invokes,
+        "remediation_device_invokes": device_invokes,
         "remediation_calls": remediation,
         "commands": commands,
         "decisions_recorded": recorded,
@@ -504,9 +511,69 @@ async fn api_calls_per_thousand_readings() {
     assert_eq!(batched.remediation, single.remediation);
     assert_eq!(batched.summary["commands"], single.summary["commands"]);
 
+    let costs = cost_tables(&single);
     let mut summary = single.summary;
     summary["batched"] = batched.summary;
     eprintln!("API calls per 1,000 readings: {summary:#}");
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lambda-api-calls.json");
-    std::fs::write(&out, format!("{summary:#}\n")).unwrap();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::write(dir.join("lambda-api-calls.json"), format!("{summary:#}\n")).unwrap();
+    eprintln!("{costs}");
+    std::fs::write(dir.join("lambda-cost.md"), costs).unwrap();
+}
+
+/// The cost tables of `docs/cost.md`: the model of `fleet_lambdas::cost` fed with what this
+/// scenario counted. Checks the template's recommended set-up (Basic Ingest, devices
+/// sending 10 readings per message) stays within the $1.5 per million target, so a change
+/// that adds calls per reading shows here.
+fn cost_tables(calls: &Calls) -> String {
+    use fleet_lambdas::cost::{
+        Measured, Prices, Workload, fleet_per_million, markdown, original_per_million, total,
+    };
+    let count = |map: &BTreeMap<String, u64>, call: &str| *map.get(call).unwrap_or(&0) as f64;
+    let s = &calls.summary;
+    let number = |key: &str| s[key].as_f64().unwrap();
+    let device_invokes = number("remediation_device_invokes");
+    // One state item goes with each device's decisions in one write call.
+    assert_eq!(
+        count(&calls.remediation, "DynamoDB.BatchWriteItem"),
+        device_invokes
+    );
+    let measured = Measured {
+        objects_per_worker_invoke: count(&calls.worker, "S3.PutObject") / number("worker_invokes"),
+        // `calls_for` checked that every reading is exactly one item.
+        items_per_reading: 1.0,
+        state_reads_per_device_invoke: count(&calls.remediation, "DynamoDB.GetItem")
+            / device_invokes,
+        state_writes_per_device_invoke: 1.0,
+        publishes_per_command: count(&calls.remediation, "IoT Data Plane.Publish")
+            / number("commands"),
+    };
+    let prices = Prices::US_EAST_1;
+    let mut out = String::new();
+    let mut totals = Vec::new();
+    for (title, n, basic) in [
+        ("one reading per message, through the broker", 1.0, false),
+        ("one reading per message, Basic Ingest", 1.0, true),
+        (
+            "10 readings per message, Basic Ingest (recommended)",
+            10.0,
+            true,
+        ),
+        ("40 readings per message, Basic Ingest", 40.0, true),
+    ] {
+        let lines = fleet_per_million(&prices, &Workload::fleet(n, basic), &measured);
+        totals.push(total(&lines));
+        out.push_str(&markdown(&format!("Fleet: {title}"), &lines));
+        out.push('\n');
+    }
+    let original = original_per_million(&prices);
+    out.push_str(&markdown("The original design", &original));
+    assert!(
+        totals[2] <= 1.5,
+        "recommended set-up: ${:.2} per million",
+        totals[2]
+    );
+    assert!(totals.windows(2).all(|w| w[1] <= w[0]), "{totals:?}");
+    assert!(total(&original) > 10.0 * totals[2]);
+    out
 }

@@ -285,7 +285,7 @@ fn remediation<P: Publisher>(publisher: P, enabled: bool) -> Remediation<MemoryD
         },
         table: MemoryDecisions::default(),
         publisher,
-        record_in_band: false,
+        record_routine: false,
     }
 }
 

@@ -26,7 +26,7 @@ async fn main() -> Result<(), Error> {
         publisher: IotPublisher {
             client: aws::iot_client(&sdk, &settings.iot_endpoint, None),
         },
-        record_in_band: false,
+        record_routine: false,
     };
     let remediation = &remediation;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {

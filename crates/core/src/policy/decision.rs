@@ -115,6 +115,14 @@ pub struct Publication {
 }
 
 impl Decision {
+    /// A reading that changed nothing and needs no command: inside the band with nothing
+    /// active, or during a remediation that goes on. Most decisions are routine; the cloud
+    /// stores only the others (each stored decision is a table write: commands, readings
+    /// out of band, remediations ending) and counts these.
+    pub fn is_routine(&self) -> bool {
+        matches!(self.reason, Reason::InBand | Reason::AlreadyActive) && self.command.is_none()
+    }
+
     /// The message carrying this decision's command to the device, if there is one to send.
     ///
     /// Legacy devices get the legacy shape on `monitoring-device/remediation-{n}`; the
