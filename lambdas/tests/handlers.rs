@@ -59,8 +59,13 @@ fn sqs() -> SqsEvent {
 }
 
 fn stored(store: &SharedStore) -> Vec<ReadingRow> {
+    rows_of(store, &["d-0001", "d-0002", "381938912"])
+}
+
+/// The rows of `devices`, device by device.
+fn rows_of(store: &SharedStore, devices: &[&str]) -> Vec<ReadingRow> {
     let s = store.store();
-    ["d-0001", "d-0002", "381938912"]
+    devices
         .iter()
         .flat_map(|d| {
             s.readings(&DeviceId::try_from(*d).unwrap())
@@ -439,11 +444,16 @@ async fn the_notifier_forwards_alarm_changes_and_rejects_other_messages() {
     );
 }
 
-/// The cloud path (worker → table → stream → remediation) sends the same commands as the
-/// local stack's in-process pipeline for the same messages.
-#[tokio::test]
-async fn the_lambdas_send_what_the_local_pipeline_sends() {
-    let event = sqs();
+/// What the cloud path (worker → table → stream → remediation) and the local stack's
+/// in-process pipeline sent for the same SQS event, sorted, with their decision counts.
+struct Parity {
+    cloud: Vec<(String, String)>,
+    local: Vec<(String, String)>,
+    cloud_decisions: usize,
+    local_decisions: usize,
+}
+
+async fn cloud_and_local(event: SqsEvent, rows: fn(&SharedStore) -> Vec<ReadingRow>) -> Parity {
     let messages: Vec<Message> = event
         .records
         .iter()
@@ -463,7 +473,7 @@ async fn the_lambdas_send_what_the_local_pipeline_sends() {
     let w = worker();
     w.handle_sqs(event, NOW).await.unwrap();
     // The stream delivers each new item in write order.
-    let new_items: Vec<StreamReading> = stored(&w.table)
+    let new_items: Vec<StreamReading> = rows(&w.table)
         .into_iter()
         .map(|row| StreamReading {
             sequence_number: Some(row.sort_key.clone()),
@@ -472,7 +482,6 @@ async fn the_lambdas_send_what_the_local_pipeline_sends() {
         .collect();
     let r = remediation(Recorder::new(Discard), true);
     let report = r.handle(new_items, NOW).await;
-
     let mut cloud: Vec<(String, String)> = r.publisher.sent();
     let mut here: Vec<(String, String)> = outcome
         .commands
@@ -481,8 +490,21 @@ async fn the_lambdas_send_what_the_local_pipeline_sends() {
         .collect();
     cloud.sort();
     here.sort();
-    assert_eq!(cloud, here);
-    assert_eq!(report.decisions.len(), outcome.decisions.len());
+    Parity {
+        cloud,
+        local: here,
+        cloud_decisions: report.decisions.len(),
+        local_decisions: outcome.decisions.len(),
+    }
+}
+
+/// The cloud path sends the same commands as the local stack for the same messages.
+#[tokio::test]
+async fn the_lambdas_send_what_the_local_pipeline_sends() {
+    let p = cloud_and_local(sqs(), stored).await;
+    assert!(!p.local.is_empty(), "the fixture's readings lead to commands");
+    assert_eq!(p.cloud, p.local);
+    assert_eq!(p.cloud_decisions, p.local_decisions);
     assert_eq!(readings(stream()).len(), 4);
 }
 
@@ -491,15 +513,10 @@ fn batched_id(n: u32) -> String {
 }
 
 fn all_rows(store: &SharedStore) -> Vec<ReadingRow> {
-    let s = store.store();
-    ["d-0001", "d-0002", "d-0003", "d-0004", "381938912"]
-        .iter()
-        .flat_map(|d| {
-            s.readings(&DeviceId::try_from(*d).unwrap())
-                .cloned()
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    rows_of(
+        store,
+        &["d-0001", "d-0002", "d-0003", "d-0004", "381938912"],
+    )
 }
 
 #[tokio::test]
@@ -651,43 +668,12 @@ async fn a_direct_invoke_may_carry_a_batch() {
 #[tokio::test]
 async fn batched_records_send_what_the_local_pipeline_sends() {
     let event: SqsEvent = serde_json::from_str(SQS_BATCHED).unwrap();
-    let messages: Vec<Message> = event
-        .records
-        .iter()
-        .map(|r| {
-            Message::from_body(
-                r.message_id.clone().unwrap(),
-                r.body.as_deref().unwrap().as_bytes(),
-                NOW,
-            )
-        })
-        .collect();
-    let incoming: Vec<_> = messages.iter().map(Message::incoming).collect();
-    let mut pipeline = Pipeline::new(PipelineConfig::default()).unwrap();
-    let mut local = MemoryStore::new();
-    let outcome = pipeline.ingest(&mut local, &incoming, NOW).unwrap();
-
-    let w = worker();
-    w.handle_sqs(event, NOW).await.unwrap();
-    let new_items: Vec<StreamReading> = all_rows(&w.table)
-        .into_iter()
-        .map(|row| StreamReading {
-            sequence_number: Some(row.sort_key.clone()),
-            row,
-        })
-        .collect();
-    let r = remediation(Recorder::new(Discard), true);
-    let report = r.handle(new_items, NOW).await;
-    let mut cloud = r.publisher.sent();
-    let mut here: Vec<(String, String)> = outcome
-        .commands
-        .iter()
-        .map(|c| (c.topic.to_string(), c.payload.clone()))
-        .collect();
-    cloud.sort();
-    here.sort();
-    assert!(!here.is_empty(), "d-0001 crosses the band inside its batch");
-    assert_eq!(cloud, here);
-    assert_eq!(report.decisions.len(), 15);
-    assert_eq!(outcome.decisions.len(), 15);
+    let p = cloud_and_local(event, all_rows).await;
+    assert!(
+        !p.local.is_empty(),
+        "d-0001 crosses the band inside its batch"
+    );
+    assert_eq!(p.cloud, p.local);
+    assert_eq!(p.cloud_decisions, 15);
+    assert_eq!(p.local_decisions, 15);
 }
