@@ -1,7 +1,9 @@
-//! How fast the worker Lambda is: (a) cold start, the real `worker` binary against a small
-//! Lambda Runtime API emulator on 127.0.0.1 with its AWS endpoint on a `moto_server`, and
-//! (b) CPU per reading of the worker's path (event JSON → envelopes → the core plan →
-//! DynamoDB items and NDJSON) over large SQS batches.
+//! How fast the Lambdas are: (a) cold start, each real binary (`worker`, `remediation`,
+//! `notifier`) against a small Lambda Runtime API emulator on 127.0.0.1 that hands it one
+//! fixture from `tests/fixtures/`, with its AWS endpoints on a `moto_server`, and (b) CPU per
+//! reading of the worker's path (event JSON → envelopes → the core plan → DynamoDB items and
+//! NDJSON) over large SQS batches, and of the remediation decision path (stream event JSON →
+//! readings → `Remediation::handle` on the in-memory ports) over large stream batches.
 //!
 //! ```sh
 //! cargo build --release -p fleet-lambdas --bins --examples
@@ -11,22 +13,32 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
-use fleet_core::{ArchiveObject, ReadingRow, Telemetry, WorkerConfig, encode_telemetry};
+use fleet_core::{
+    ArchiveObject, PolicyConfig, ReadingRow, Telemetry, WorkerConfig, encode_telemetry,
+};
 use fleet_lambdas::aws::dynamodb::reading_item;
 use fleet_lambdas::envelope::Envelope;
+use fleet_lambdas::memory::{Discard, MemoryDecisions};
 use fleet_lambdas::ports::{Archive, MetricLog, ReadingTable, RowsFailed};
+use fleet_lambdas::remediation::{Remediation, readings as stream_readings};
 use fleet_lambdas::worker::Worker;
 use fleet_pipeline::StoreError;
-
-const FIXTURE: &str = include_str!("../tests/fixtures/sqs_batch.json");
+use serde_json::Value;
 
 type Error = Box<dyn std::error::Error>;
+
+/// Cold starts per function.
+const COLD_RUNS: usize = 10;
+
+/// The clock the CPU benches run at (after the synthetic readings).
+const NOW_MS: u64 = 1_764_230_500_000;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -81,20 +93,21 @@ fn moto() -> Result<(Guard, String), Error> {
     Ok((guard, format!("http://127.0.0.1:{port}")))
 }
 
-/// Creates the table and bucket through moto's REST API with the SDK.
-async fn prepare(url: &str) -> Result<(), Error> {
+/// The worker's readings table in moto.
+const READINGS_TABLE: &str = "bench-readings";
+
+/// The remediation function's decisions table for cold start `run`: one per run, so every
+/// run decides on the fixture from scratch (as its first delivery) instead of seeing the
+/// previous run's device states and skipping the readings as duplicates.
+fn decisions_table(run: usize) -> String {
+    format!("bench-decisions-{run}")
+}
+
+/// Creates a table keyed like the Lambdas' tables (`device` S, `sk` S).
+async fn create_table(ddb: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), Error> {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     };
-    let config = fleet_lambdas::aws::loader()
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "testing", "testing", None, None, "bench",
-        ))
-        .endpoint_url(url)
-        .load()
-        .await;
-    let ddb = fleet_lambdas::aws::dynamodb_client(&config, None);
     let attr = |n: &str| {
         AttributeDefinition::builder()
             .attribute_name(n)
@@ -108,7 +121,7 @@ async fn prepare(url: &str) -> Result<(), Error> {
             .build()
     };
     ddb.create_table()
-        .table_name("bench-readings")
+        .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(attr("device")?)
         .attribute_definitions(attr("sk")?)
@@ -116,6 +129,24 @@ async fn prepare(url: &str) -> Result<(), Error> {
         .key_schema(key("sk", KeyType::Range)?)
         .send()
         .await?;
+    Ok(())
+}
+
+/// Creates the tables and bucket through moto's REST API with the SDK.
+async fn prepare(url: &str) -> Result<(), Error> {
+    let config = fleet_lambdas::aws::loader()
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "testing", "testing", None, None, "bench",
+        ))
+        .endpoint_url(url)
+        .load()
+        .await;
+    let ddb = fleet_lambdas::aws::dynamodb_client(&config, None);
+    create_table(&ddb, READINGS_TABLE).await?;
+    for run in 0..COLD_RUNS {
+        create_table(&ddb, &decisions_table(run)).await?;
+    }
     fleet_lambdas::aws::s3_client(&config, None)
         .create_bucket()
         .bucket("bench-archive")
@@ -124,13 +155,88 @@ async fn prepare(url: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// One function under test: its binary, the event it gets, its variables and what a good
+/// response is.
+struct Function {
+    /// The binary, next to this example's directory.
+    name: &'static str,
+    /// In front of its output lines (none for the worker, whose lines are quoted as they are).
+    label: &'static str,
+    /// The AWS calls its first event makes, for the output.
+    calls: &'static str,
+    /// The event, from `tests/fixtures/`.
+    fixture: &'static str,
+    /// Its own variables for cold start `run` with moto at `url` (the AWS ones are common).
+    vars: fn(run: usize, url: &str) -> Vec<(&'static str, String)>,
+    /// Whether the response says the event was handled in full.
+    ok: fn(&Value) -> bool,
+}
+
+/// No `batchItemFailures`: every record of the batch succeeded.
+fn no_batch_item_failures(response: &Value) -> bool {
+    response["batchItemFailures"]
+        .as_array()
+        .is_some_and(Vec::is_empty)
+}
+
+/// `vars` and the band (`BAND_MIN`, `BAND_MAX`).
+fn with_band(mut vars: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+    vars.extend([("BAND_MIN", "26".to_owned()), ("BAND_MAX", "28".to_owned())]);
+    vars
+}
+
+fn functions() -> [Function; 3] {
+    [
+        Function {
+            name: "worker",
+            label: "",
+            calls: "S3 + DynamoDB",
+            fixture: include_str!("../tests/fixtures/sqs_batch.json"),
+            vars: |_, _| {
+                with_band(vec![
+                    ("READINGS_TABLE", READINGS_TABLE.to_owned()),
+                    ("ARCHIVE_BUCKET", "bench-archive".to_owned()),
+                    ("TTL_SECONDS", "86400".to_owned()),
+                    ("METRIC_DEVICES", "d-0001".to_owned()),
+                ])
+            },
+            ok: no_batch_item_failures,
+        },
+        Function {
+            name: "remediation",
+            label: "remediation ",
+            calls: "DynamoDB + IoT data",
+            fixture: include_str!("../tests/fixtures/dynamodb_stream.json"),
+            vars: |run, url| {
+                with_band(vec![
+                    ("DECISIONS_TABLE", decisions_table(run)),
+                    ("IOT_ENDPOINT", url.to_owned()),
+                    ("REMEDIATION_LOGIC", "true".to_owned()),
+                ])
+            },
+            ok: no_batch_item_failures,
+        },
+        Function {
+            name: "notifier",
+            label: "notifier ",
+            calls: "IoT data",
+            fixture: include_str!("../tests/fixtures/sns_cloudwatch_alarm.json"),
+            vars: |_, url| vec![("IOT_ENDPOINT", url.to_owned())],
+            // The fixture has one alarm (and one console test message, rejected).
+            ok: |response| response["published"].as_u64() == Some(1),
+        },
+    ]
+}
+
 /// What the emulator saw of one cold start.
 struct ColdStart {
     /// Process start → first `GET …/invocation/next` (Lambda's "Init Duration").
     init: Duration,
-    /// Process start → the first event's response posted.
+    /// Process start → the first event's response (or error) posted.
     first_event: Duration,
-    /// The response body.
+    /// Whether the runtime posted an error instead of a response.
+    error: bool,
+    /// The response (or error) body.
     response: String,
 }
 
@@ -163,10 +269,16 @@ fn read_request(
     Ok(Some((method, path, body)))
 }
 
-/// A Lambda Runtime API with one event: `GET /2018-06-01/runtime/invocation/next` gives the
-/// fixture once (later calls wait forever, as a frozen sandbox), `POST …/response` takes the
-/// answer.
-fn serve(listener: TcpListener, started: Instant, done: mpsc::Sender<ColdStart>) {
+/// A Lambda Runtime API with one event: `GET /2018-06-01/runtime/invocation/next` gives
+/// `fixture` once (later calls wait forever, as a frozen sandbox), `POST …/response` (or
+/// `…/error`) takes the answer.
+fn serve(
+    listener: TcpListener,
+    started: Instant,
+    function: &str,
+    fixture: &str,
+    done: mpsc::Sender<ColdStart>,
+) {
     let mut first_next: Option<Duration> = None;
     for stream in listener.incoming() {
         let Ok(stream) = stream else { return };
@@ -190,34 +302,26 @@ fn serve(listener: TcpListener, started: Instant, done: mpsc::Sender<ColdStart>)
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
                      Lambda-Runtime-Aws-Request-Id: 8476a536-e9f4-11e8-9739-2dfe598c3fcd\r\n\
                      Lambda-Runtime-Deadline-Ms: {deadline}\r\n\
-                     Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:fleet-worker\r\n\
+                     Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:fleet-{function}\r\n\
                      Lambda-Runtime-Trace-Id: Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1\r\n\
                      Content-Length: {}\r\n\r\n",
-                    FIXTURE.len()
+                    fixture.len()
                 );
                 if writer
                     .write_all(head.as_bytes())
-                    .and_then(|()| writer.write_all(FIXTURE.as_bytes()))
+                    .and_then(|()| writer.write_all(fixture.as_bytes()))
                     .is_err()
                 {
                     return;
                 }
             } else {
                 let _ = writer.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}");
-                if method == "POST" && path.ends_with("/response") {
+                let error = path.ends_with("/error");
+                if error || (method == "POST" && path.ends_with("/response")) {
                     let _ = done.send(ColdStart {
                         init: first_next.unwrap_or_default(),
                         first_event: started.elapsed(),
-                        response: String::from_utf8_lossy(&body).into_owned(),
-                    });
-                } else if path.ends_with("/error") {
-                    eprintln!(
-                        "the worker reported an error: {}",
-                        String::from_utf8_lossy(&body)
-                    );
-                    let _ = done.send(ColdStart {
-                        init: first_next.unwrap_or_default(),
-                        first_event: started.elapsed(),
+                        error,
                         response: String::from_utf8_lossy(&body).into_owned(),
                     });
                 }
@@ -226,35 +330,70 @@ fn serve(listener: TcpListener, started: Instant, done: mpsc::Sender<ColdStart>)
     }
 }
 
-fn cold_start(worker: &PathBuf, moto_url: &str) -> Result<ColdStart, Error> {
+fn cold_start(bin: &Path, f: &Function, run: usize, moto_url: &str) -> Result<ColdStart, Error> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let api = listener.local_addr()?;
     let (tx, rx) = mpsc::channel();
     let started = Instant::now();
-    let child = Command::new(worker)
+    let child = Command::new(bin)
         .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", api.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "fleet-worker")
+        .env("AWS_LAMBDA_FUNCTION_NAME", format!("fleet-{}", f.name))
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/fleet-worker")
+        .env(
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/fleet-{}", f.name),
+        )
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_ENDPOINT_URL", moto_url)
-        .env("READINGS_TABLE", "bench-readings")
-        .env("ARCHIVE_BUCKET", "bench-archive")
-        .env("TTL_SECONDS", "86400")
-        .env("BAND_MIN", "26")
-        .env("BAND_MAX", "28")
-        .env("METRIC_DEVICES", "d-0001")
+        .envs((f.vars)(run, moto_url))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
     let _guard = Guard(child);
-    std::thread::spawn(move || serve(listener, started, tx));
+    let (name, fixture) = (f.name, f.fixture);
+    std::thread::spawn(move || serve(listener, started, name, fixture, tx));
     Ok(rx.recv_timeout(Duration::from_secs(30))?)
+}
+
+/// `COLD_RUNS` cold starts of `f`: prints its first response and the timings, and fails if
+/// a response is an error or not a success.
+fn cold_starts(dir: &Path, f: &Function, moto_url: &str) -> Result<(), Error> {
+    let bin = dir.join(f.name);
+    let mut init = Vec::new();
+    let mut first = Vec::new();
+    for run in 0..COLD_RUNS {
+        let c = cold_start(&bin, f, run, moto_url)?;
+        if run == 0 {
+            println!("{}first response: {}", f.label, c.response);
+        }
+        let good = !c.error && serde_json::from_str(&c.response).is_ok_and(|v| (f.ok)(&v));
+        if !good {
+            let what = if c.error { "an error" } else { "a failure" };
+            return Err(format!("{} run {run} reported {what}: {}", f.name, c.response).into());
+        }
+        init.push(c.init);
+        first.push(c.first_event);
+    }
+    init.sort();
+    first.sort();
+    let ms = |d: &[Duration], i: usize| d.get(i).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
+    let median = COLD_RUNS / 2;
+    println!(
+        "{}cold start ({COLD_RUNS} runs): process start → first /next (init) median {:.2} ms, \
+         min {:.2} ms; → first event handled (incl. {} calls to moto) median {:.2} ms, min {:.2} ms",
+        f.label,
+        ms(&init, median),
+        ms(&init, 0),
+        f.calls,
+        ms(&first, median),
+        ms(&first, 0)
+    );
+    Ok(())
 }
 
 /// Sinks that do the encoding work of the real adapters and drop the result.
@@ -294,18 +433,60 @@ fn cpu_times() -> Result<(Duration, Duration), Error> {
     Ok((tick(11)?, tick(12)?))
 }
 
+/// Runs `round` `rounds` times, each over a batch of `readings` readings, and prints the
+/// user and system CPU and the wall time per reading of `path`.
+fn per_reading(
+    path: &str,
+    rounds: usize,
+    readings: usize,
+    mut round: impl FnMut() -> Result<(), Error>,
+) -> Result<(), Error> {
+    let (u0, s0) = cpu_times()?;
+    let wall = Instant::now();
+    for _ in 0..rounds {
+        round()?;
+    }
+    let wall = wall.elapsed();
+    let (u1, s1) = cpu_times()?;
+    let n = (rounds * readings) as f64;
+    println!(
+        "{path} path, {rounds} batches of {readings} readings: user CPU {:.2} µs/reading, system {:.2} µs/reading, wall {:.2} µs/reading",
+        (u1 - u0).as_secs_f64() * 1e6 / n,
+        (s1 - s0).as_secs_f64() * 1e6 / n,
+        wall.as_secs_f64() * 1e6 / n
+    );
+    Ok(())
+}
+
+/// Reading `i` of a synthetic fleet: 100 devices of building 1, each reading every 2 s,
+/// temperatures 27 ± `swing` °C.
+struct Synthetic {
+    device: String,
+    seq: u64,
+    ts: u64,
+    temperature: f64,
+}
+
+fn synthetic(i: u64, swing: f64) -> Synthetic {
+    let seq = i / 100;
+    let temperature = 27.0 + swing * ((seq as f64) / 8.0 + (i % 100) as f64).sin();
+    Synthetic {
+        device: format!("d-{:04}", i % 100 + 1),
+        seq,
+        ts: 1_764_230_400_000 + seq * 2_000,
+        temperature: (temperature * 100.0).round() / 100.0,
+    }
+}
+
+/// An SQS event of `n` readings as the IoT Rule delivers them (in band: 27 ± 1 °C).
 fn big_batch(n: usize) -> String {
-    let t0 = 1_764_230_400_000u64;
-    let records: Vec<serde_json::Value> = (0..n as u64)
+    let records: Vec<Value> = (0..n as u64)
         .map(|i| {
-            let device = format!("d-{:04}", i % 100 + 1);
-            let seq = i / 100;
-            let ts = t0 + seq * 2_000;
-            let temperature = 27.0 + ((seq as f64) / 8.0 + (i % 100) as f64).sin();
+            let Synthetic { device, seq, ts, temperature } = synthetic(i, 1.0);
             let (Ok(d), Ok(b)) = (device.as_str().try_into(), "1".try_into()) else {
-                return serde_json::Value::Null;
+                return Value::Null;
             };
-            let t = Telemetry::current(d, b, seq, ts, (temperature * 100.0).round() / 100.0, 55.0);
+            let t = Telemetry::current(d, b, seq, ts, temperature, 55.0);
             let topic = format!("dt/monitoring/1/{device}/telemetry");
             serde_json::json!({
                 "messageId": format!("0e6bd4f6-{i:04x}-4b46-8e34-{i:012x}"),
@@ -314,6 +495,37 @@ fn big_batch(n: usize) -> String {
                 "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": (ts + 45).to_string()},
                 "messageAttributes": {}, "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
                 "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:fleet-ingest", "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records }).to_string()
+}
+
+/// A readings table stream event of `n` INSERTs (27 ± 1.5 °C: every device leaves the band
+/// and gets a command, 1 decision in 100 at the default size).
+fn big_stream(n: usize) -> String {
+    let records: Vec<Value> = (0..n as u64)
+        .map(|i| {
+            let Synthetic { device, seq, ts, temperature } = synthetic(i, 1.5);
+            let sk = format!("{ts}#{seq:010}");
+            let image = serde_json::json!({
+                "device": {"S": device}, "sk": {"S": sk}, "building": {"S": "1"},
+                "seq": {"N": seq.to_string()}, "ts": {"N": ts.to_string()},
+                "received_ms": {"N": (ts + 40).to_string()},
+                "temperature": {"N": temperature.to_string()}, "humidity": {"N": "55"},
+                "legacy": {"BOOL": false}, "ttl": {"N": (ts / 1000 + 86_400).to_string()},
+                "source_id": {"S": format!("0e6bd4f6-{i:04x}-4b46-8e34-{i:012x}")}
+            });
+            serde_json::json!({
+                "eventID": format!("{i:032x}"), "eventName": "INSERT", "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+                "dynamodb": {
+                    "ApproximateCreationDateTime": (ts / 1000) as f64,
+                    "Keys": {"device": {"S": device}, "sk": {"S": sk}},
+                    "NewImage": image, "SequenceNumber": format!("{:021}", i + 1),
+                    "SizeBytes": 212, "StreamViewType": "NEW_AND_OLD_IMAGES"
+                },
+                "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/fleet-readings/stream/x"
             })
         })
         .collect();
@@ -330,11 +542,15 @@ fn main() -> Result<(), Error> {
         .parent()
         .and_then(|p| p.parent())
         .ok_or("odd executable path")?;
-    let worker = dir.join("worker");
-    if !worker.is_file() {
+    let functions = functions();
+    if let Some(missing) = functions
+        .iter()
+        .map(|f| dir.join(f.name))
+        .find(|bin| !bin.is_file())
+    {
         return Err(format!(
             "{} missing: cargo build --release -p fleet-lambdas --bins",
-            worker.display()
+            missing.display()
         )
         .into());
     }
@@ -343,29 +559,12 @@ fn main() -> Result<(), Error> {
         .enable_all()
         .build()?
         .block_on(prepare(&url))?;
-    let mut init = Vec::new();
-    let mut first = Vec::new();
-    for i in 0..10 {
-        let c = cold_start(&worker, &url)?;
-        if i == 0 {
-            println!("first response: {}", c.response);
-        }
-        init.push(c.init);
-        first.push(c.first_event);
+    for f in &functions {
+        cold_starts(dir, f, &url)?;
     }
-    init.sort();
-    first.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    println!(
-        "cold start (10 runs): process start → first /next (init) median {:.2} ms, min {:.2} ms; \
-         → first event handled (incl. S3 + DynamoDB calls to moto) median {:.2} ms, min {:.2} ms",
-        ms(init[5]),
-        ms(init[0]),
-        ms(first[5]),
-        ms(first[0])
-    );
 
     // (b) CPU per reading.
+    let rt = tokio::runtime::Builder::new_current_thread().build()?;
     let body = big_batch(readings);
     let w = Worker {
         config: WorkerConfig::default(),
@@ -373,22 +572,33 @@ fn main() -> Result<(), Error> {
         archive: Encode,
         metrics: Encode,
     };
-    let rt = tokio::runtime::Builder::new_current_thread().build()?;
-    let (u0, s0) = cpu_times()?;
-    let wall = Instant::now();
-    for _ in 0..rounds {
+    per_reading("worker", rounds, readings, || {
         let event: SqsEvent = serde_json::from_str(&body)?;
-        let response = rt.block_on(w.handle_sqs(event, 1_764_230_500_000))?;
+        let response = rt.block_on(w.handle_sqs(event, NOW_MS))?;
         std::hint::black_box(response);
+        Ok(())
+    })?;
+
+    let stream = big_stream(readings);
+    let parsed = stream_readings(serde_json::from_str::<StreamEvent>(&stream)?).len();
+    if parsed != readings {
+        return Err(format!("the stream event gave {parsed} readings, not {readings}").into());
     }
-    let wall = wall.elapsed();
-    let (u1, s1) = cpu_times()?;
-    let n = (rounds * readings) as f64;
-    println!(
-        "worker path, {rounds} batches of {readings} readings: user CPU {:.2} µs/reading, system {:.2} µs/reading, wall {:.2} µs/reading",
-        (u1 - u0).as_secs_f64() * 1e6 / n,
-        (s1 - s0).as_secs_f64() * 1e6 / n,
-        wall.as_secs_f64() * 1e6 / n
-    );
+    per_reading("remediation", rounds, readings, || {
+        // Fresh states each round, so every round decides on new readings.
+        let r = Remediation {
+            policy: PolicyConfig::default(),
+            table: MemoryDecisions::default(),
+            publisher: Discard,
+            record_routine: false,
+        };
+        let event: StreamEvent = serde_json::from_str(&stream)?;
+        let report = rt.block_on(r.handle(stream_readings(event), NOW_MS));
+        if !report.failed.is_empty() {
+            return Err(format!("{} stream records failed", report.failed.len()).into());
+        }
+        std::hint::black_box(report);
+        Ok(())
+    })?;
     Ok(())
 }

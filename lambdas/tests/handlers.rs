@@ -502,7 +502,10 @@ async fn cloud_and_local(event: SqsEvent, rows: fn(&SharedStore) -> Vec<ReadingR
 #[tokio::test]
 async fn the_lambdas_send_what_the_local_pipeline_sends() {
     let p = cloud_and_local(sqs(), stored).await;
-    assert!(!p.local.is_empty(), "the fixture's readings lead to commands");
+    assert!(
+        !p.local.is_empty(),
+        "the fixture's readings lead to commands"
+    );
     assert_eq!(p.cloud, p.local);
     assert_eq!(p.cloud_decisions, p.local_decisions);
     assert_eq!(readings(stream()).len(), 4);
