@@ -3,7 +3,8 @@
 # Safe to run again and again. A fresh machine has only rustup's toolchain, Node/npm,
 # Python/pip and apt; this script brings the rest.
 #
-# Usage: scripts/setup.sh [rust] [mqtt] [aws] [fuzz] [web] [browser]   (default: all of them)
+# Usage: scripts/setup.sh [rust] [mqtt] [aws] [fuzz] [web] [browser] [lambda]
+#        (default: all but lambda, which only scripts/sam-build.sh needs: ~40 min)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -56,6 +57,20 @@ setup_aws() {
   venv_tool sam 'aws-sam-cli>=1.130,<2' sam
   venv_tool checkov 'checkov>=3.2,<4' checkov
   venv_tool moto 'moto[server]>=5.0,<6' moto_server
+}
+
+# `sam build` (scripts/sam-build.sh, opt-in): cargo-lambda, which cross-compiles the
+# functions for arm64 with zig (PyPI's ziglang, found through `python3 -m ziglang`: its venv
+# goes first on PATH in sam-build.sh), and the aarch64 target. cargo-lambda takes ~40 min
+# to build on two cores, so test.sh does not need it (docs/deploy.md).
+setup_lambda() {
+  have cargo-lambda || cargo install --locked cargo-lambda
+  rustup target list --installed | grep -qx aarch64-unknown-linux-gnu ||
+    rustup target add aarch64-unknown-linux-gnu
+  local zig_venv
+  zig_venv="$(dirname "$FLEET_VENV")/venv-zig"
+  [ -x "$zig_venv/bin/python3" ] || python3 -m venv "$zig_venv"
+  "$zig_venv/bin/python3" -c 'import ziglang' 2>/dev/null || "$zig_venv/bin/pip" install -q ziglang
 }
 
 setup_fuzz() {
