@@ -800,12 +800,13 @@ mod tests {
         }
     }
 
-    /// Remembers where each publish's topic and payload live.
+    /// Remembers where each publish's topic and payload live, and the topics published to.
     #[derive(Default)]
     struct Recorder {
         topics: Vec<Option<usize>>,
         payloads: Vec<usize>,
         capacity_seen: usize,
+        names: std::collections::BTreeSet<String>,
     }
 
     impl Transport for std::rc::Rc<std::cell::RefCell<Recorder>> {
@@ -817,6 +818,9 @@ mod tests {
             assert_eq!(*known, at, "device {device}'s topic was rebuilt");
             r.payloads.push(payload.as_ptr() as usize);
             r.capacity_seen = r.capacity_seen.max(payload.len());
+            if !r.names.contains(topic) {
+                r.names.insert(topic.to_owned());
+            }
             Sent::Queued
         }
         fn poll(&mut self, _: u64, _: &mut Vec<Inbound>) {}
@@ -859,32 +863,13 @@ mod tests {
         assert!(engine.devices().iter().all(|d| d.series.len() == 10));
     }
 
-    /// Keeps every topic published to.
-    struct Topics(std::rc::Rc<std::cell::RefCell<Vec<String>>>);
-
-    impl Transport for Topics {
-        fn open(&mut self, _: u64, _: usize) {}
-        fn publish(&mut self, _: u64, _: usize, topic: &str, _: &[u8]) -> Sent {
-            self.0.borrow_mut().push(topic.to_owned());
-            Sent::Queued
-        }
-        fn poll(&mut self, _: u64, _: &mut Vec<Inbound>) {}
-        fn link(&self, _: usize) -> LinkState {
-            LinkState::Up
-        }
-        fn stats(&self) -> TransportStats {
-            TransportStats::default()
-        }
-        fn problem(&self) -> Option<String> {
-            None
-        }
-        fn close(&mut self, _: u64) {}
-    }
-
     #[test]
     fn a_basic_ingest_prefix_goes_before_every_telemetry_topic() {
-        let topics = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-        let shared = topics.clone();
+        let recorder = std::rc::Rc::new(std::cell::RefCell::new(Recorder {
+            topics: vec![None; 6],
+            ..Recorder::default()
+        }));
+        let shared = recorder.clone();
         let config = EngineConfig {
             devices: 6,
             buildings: 2,
@@ -892,14 +877,14 @@ mod tests {
             ..EngineConfig::default()
         };
         let mut engine = Engine::new(config, T0, move |_| {
-            Ok(Box::new(Topics(shared)) as Box<dyn Transport>)
+            Ok(Box::new(shared) as Box<dyn Transport>)
         })
         .unwrap();
         run(&mut engine, 0, 10_000, 50);
-        let topics = topics.borrow();
-        assert!(topics.len() >= 6 * 4, "{}", topics.len());
+        let r = recorder.borrow();
+        assert!(r.payloads.len() >= 6 * 4, "{}", r.payloads.len());
         let mut devices = std::collections::BTreeSet::new();
-        for t in topics.iter() {
+        for t in &r.names {
             let rest = t.strip_prefix("$aws/rules/fleet_telemetry/").unwrap();
             match Topic::parse(rest).unwrap() {
                 Topic::Telemetry { device, .. } => devices.insert(device),
