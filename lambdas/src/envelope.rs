@@ -56,7 +56,7 @@ impl Envelope {
     pub fn decode(body: &[u8]) -> Result<Envelope, EnvelopeError> {
         let raw: Raw<'_> = serde_json::from_slice(body)?;
         let mut topic = raw.topic.ok_or(EnvelopeError::MissingTopic)?;
-        if let Some(rest) = basic_ingest_topic(&topic) {
+        if let Some(rest) = fleet_core::topic::basic_ingest::strip(&topic) {
             topic = rest.to_owned();
         }
         let payload = raw.payload.ok_or(EnvelopeError::MissingPayload)?;
@@ -77,13 +77,6 @@ impl Envelope {
         })
         .to_string()
     }
-}
-
-/// The topic after a Basic Ingest prefix `$aws/rules/<rule>/`, if `topic` has one.
-fn basic_ingest_topic(topic: &str) -> Option<&str> {
-    let rest = topic.strip_prefix("$aws/rules/")?;
-    let (rule, topic) = rest.split_once('/')?;
-    (!rule.is_empty() && !topic.is_empty()).then_some(topic)
 }
 
 /// One message for the worker: an envelope, or the raw body of one that did not decode.

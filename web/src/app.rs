@@ -365,13 +365,7 @@ pub fn host_config(text: &str) -> Option<HostConfig> {
                 config
                     .topics
                     .and_then(|t| t.basic_ingest_prefix)
-                    .and_then(|p| {
-                        Some(
-                            p.strip_prefix("$aws/rules/")?
-                                .trim_end_matches('/')
-                                .to_owned(),
-                        )
-                    })
+                    .and_then(|p| fleet_core::topic::basic_ingest::rule(&p).map(str::to_owned))
                     .map(|r| ("rule", r)),
             );
             Some(HostConfig::Aws(pairs))
@@ -593,7 +587,7 @@ pub fn App() -> impl IntoView {
                     topic_prefix: s
                         .rule
                         .as_ref()
-                        .map(|r| format!("$aws/rules/{r}/"))
+                        .and_then(|r| fleet_core::topic::basic_ingest::prefix(r).ok())
                         .unwrap_or_default(),
                     ..on_shared_broker(config, &page_id.get_value())
                 };

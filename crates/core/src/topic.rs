@@ -263,6 +263,37 @@ impl fmt::Display for Topic {
     }
 }
 
+/// AWS IoT Basic Ingest: a message published to `$aws/rules/<rule>/<topic>` goes straight
+/// to the rule, with no messaging charge, and the rule sees `<topic>`.
+pub mod basic_ingest {
+    /// The topic prefix of Basic Ingest topics.
+    pub const ROOT: &str = "$aws/rules/";
+
+    /// The prefix for `rule` (`$aws/rules/<rule>/`), or why `rule` is no IoT rule name
+    /// (1 to 128 letters, digits or `_`).
+    pub fn prefix(rule: &str) -> Result<String, &'static str> {
+        if rule.is_empty()
+            || rule.len() > 128
+            || !rule.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err("an IoT rule name is 1 to 128 letters, digits or _");
+        }
+        Ok(format!("{ROOT}{rule}/"))
+    }
+
+    /// The rule named by a prefix such as `$aws/rules/fleet_telemetry/`.
+    pub fn rule(prefix: &str) -> Option<&str> {
+        let rule = prefix.strip_prefix(ROOT)?.trim_end_matches('/');
+        self::prefix(rule).ok().map(|_| rule)
+    }
+
+    /// The topic after a Basic Ingest prefix, if `topic` has one.
+    pub fn strip(topic: &str) -> Option<&str> {
+        let (rule, rest) = topic.strip_prefix(ROOT)?.split_once('/')?;
+        (!rule.is_empty() && !rest.is_empty()).then_some(rest)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,5 +402,31 @@ mod tests {
         assert!(TELEMETRY_FILTER.split('/').count() == 5);
         assert!(COMMAND_FILTER.ends_with("/remediation"));
         assert!(LEGACY_FILTER.starts_with(LEGACY_ROOT));
+    }
+
+    #[test]
+    fn basic_ingest_prefixes_rules_and_topics() {
+        use super::basic_ingest::{prefix, rule, strip};
+        assert_eq!(
+            prefix("fleet_telemetry").unwrap(),
+            "$aws/rules/fleet_telemetry/"
+        );
+        for bad in ["", "fleet-telemetry", "a/b", &"x".repeat(129)] {
+            assert!(prefix(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(rule("$aws/rules/fleet_telemetry/"), Some("fleet_telemetry"));
+        assert_eq!(rule("$aws/rules/fleet-telemetry/"), None);
+        assert_eq!(rule("dt/monitoring"), None);
+        assert_eq!(
+            strip("$aws/rules/fleet_telemetry/dt/monitoring/1/d-1/telemetry"),
+            Some("dt/monitoring/1/d-1/telemetry")
+        );
+        for t in [
+            "$aws/rules/fleet_telemetry",
+            "$aws/rules//dt/x",
+            "dt/monitoring/1/d/telemetry",
+        ] {
+            assert_eq!(strip(t), None, "{t}");
+        }
     }
 }
