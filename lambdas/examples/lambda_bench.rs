@@ -134,7 +134,7 @@ async fn create_table(ddb: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), 
 
 /// Creates the tables and bucket through moto's REST API with the SDK.
 async fn prepare(url: &str) -> Result<(), Error> {
-    let config = fleet_lambdas::aws::loader()
+    let config = fleet_lambdas::aws::loader(fleet_lambdas::aws::TrustRoots::Amazon)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_credential_types::Credentials::new(
             "testing", "testing", None, None, "bench",

@@ -79,6 +79,21 @@ fn invalid(name: &'static str, value: impl Into<String>, reason: impl Into<Strin
     }
 }
 
+/// `TLS_ROOTS`: which root certificates the AWS clients trust, `amazon` (the default:
+/// Amazon Trust Services only, compiled in) or `platform` (the system's store too).
+pub fn trust_roots(env: &impl Env) -> Result<crate::aws::TrustRoots, ConfigError> {
+    use crate::aws::TrustRoots;
+    match optional(env, "TLS_ROOTS").as_deref() {
+        None | Some("amazon") => Ok(TrustRoots::Amazon),
+        Some("platform") => Ok(TrustRoots::Platform),
+        Some(other) => Err(invalid(
+            "TLS_ROOTS",
+            other,
+            "expected `amazon` (the default) or `platform`",
+        )),
+    }
+}
+
 /// `BAND_MIN` and `BAND_MAX` into every part of a [`PipelineConfig`], validated.
 fn pipeline(env: &impl Env) -> Result<PipelineConfig, ConfigError> {
     let band_min: f64 = parsed(env, "BAND_MIN")?;
@@ -326,5 +341,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("IOT_ENDPOINT"), "{err}");
+    }
+
+    #[test]
+    fn trust_roots_default_to_amazons_and_name_a_bad_value() {
+        use crate::aws::TrustRoots;
+        assert_eq!(trust_roots(&env(&[])).unwrap(), TrustRoots::Amazon);
+        assert_eq!(
+            trust_roots(&env(&[("TLS_ROOTS", " platform ")])).unwrap(),
+            TrustRoots::Platform
+        );
+        let err = trust_roots(&env(&[("TLS_ROOTS", "system")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TLS_ROOTS") && err.contains("system"), "{err}");
     }
 }

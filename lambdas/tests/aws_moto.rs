@@ -101,7 +101,7 @@ fn start_moto() -> Moto {
 }
 
 async fn sdk(moto: &Moto) -> SdkConfig {
-    aws::loader()
+    aws::loader(aws::TrustRoots::Amazon)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
         .endpoint_url(&moto.url)

@@ -6,7 +6,10 @@
 //! - [`stdout`]: EMF lines on stdout. - [`calls`]: an interceptor counting API calls.
 //!
 //! Clients share one [`SdkConfig`] loaded once at init, with an HTTPS client on rustls and
-//! ring (the workspace's TLS choice: no aws-lc C build). An endpoint override
+//! ring (the workspace's TLS choice: no aws-lc C build) that trusts the roots chosen by
+//! [`TrustRoots`]: by default only Amazon Trust Services' five, compiled in, because loading
+//! the platform's store (~140 files on Debian, a bundle on Amazon Linux) was about a third
+//! of a cold start's init (BENCHMARKS.md, Lambdas). An endpoint override
 //! (`AWS_ENDPOINT_URL`, or `endpoint_url` in tests against moto) also switches S3 to
 //! path-style addressing, which local endpoints need.
 
@@ -18,27 +21,56 @@ pub mod stdout;
 
 pub use aws_config::SdkConfig;
 use aws_config::{BehaviorVersion, ConfigLoader};
-use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use calls::CallCounter;
 
-/// HTTPS (and plain HTTP for local endpoints) on rustls with ring.
-pub fn http_client() -> SharedHttpClient {
+/// The root certificates of Amazon Trust Services (Amazon Root CA 1–4 and Starfield Services
+/// Root CA G2), which every AWS service endpoint's certificate chains to, including the
+/// IoT `-ats` data endpoint. PEM, with the source and fingerprints in its header.
+pub const AMAZON_TRUST_SERVICES: &str = include_str!("amazon-trust-services.pem");
+
+/// Which root certificates the HTTPS client trusts (`TLS_ROOTS`, see
+/// [`crate::config::trust_roots`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrustRoots {
+    /// [`AMAZON_TRUST_SERVICES`] only (`amazon`, the default): enough for every AWS endpoint,
+    /// and nothing to read from disk at a cold start.
+    #[default]
+    Amazon,
+    /// The platform's store as well (`platform`): for endpoints behind another CA, such as a
+    /// TLS-inspecting proxy or a private S3-compatible server.
+    Platform,
+}
+
+/// HTTPS (and plain HTTP for local endpoints) on rustls with ring, trusting `roots`.
+pub fn http_client(roots: TrustRoots) -> SharedHttpClient {
+    let store = TrustStore::empty()
+        .with_native_roots(roots == TrustRoots::Platform)
+        .with_pem_certificate(AMAZON_TRUST_SERVICES);
     aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        // `build` cannot fail for a trust store alone; should it one day, the default
+        // context (the platform's roots) still makes a working client.
+        .tls_context(
+            TlsContext::builder()
+                .with_trust_store(store)
+                .build()
+                .unwrap_or_default(),
+        )
         .build_https()
 }
 
 /// The config loader with this crate's HTTP client; callers may add a region,
 /// credentials or an endpoint (tests) before `load()`.
-pub fn loader() -> ConfigLoader {
-    aws_config::defaults(BehaviorVersion::latest()).http_client(http_client())
+pub fn loader(roots: TrustRoots) -> ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest()).http_client(http_client(roots))
 }
 
 /// The SDK config from the Lambda environment (region, credentials, endpoint overrides).
-pub async fn load() -> SdkConfig {
-    loader().load().await
+pub async fn load(roots: TrustRoots) -> SdkConfig {
+    loader(roots).load().await
 }
 
 /// A DynamoDB client, counting calls into `counter` if given.

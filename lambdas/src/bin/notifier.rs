@@ -7,7 +7,7 @@
 
 use aws_lambda_events::event::sns::SnsEvent;
 use fleet_lambdas::aws::iot::IotPublisher;
-use fleet_lambdas::config::{NotifierSettings, ProcessEnv};
+use fleet_lambdas::config::{self, NotifierSettings, ProcessEnv};
 use fleet_lambdas::notifier::Notifier;
 use fleet_lambdas::{aws, logging};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -16,7 +16,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 async fn main() -> Result<(), Error> {
     logging::init();
     let settings = NotifierSettings::from_env(&ProcessEnv)?;
-    let sdk = aws::load().await;
+    let sdk = aws::load(config::trust_roots(&ProcessEnv)?).await;
     let notifier = Notifier {
         topic: settings.alarms_topic,
         publisher: IotPublisher {

@@ -8,7 +8,7 @@
 use aws_lambda_events::event::dynamodb::Event;
 use fleet_lambdas::aws::dynamodb::{BatchWriter, DynamoDecisions};
 use fleet_lambdas::aws::iot::IotPublisher;
-use fleet_lambdas::config::{ProcessEnv, RemediationSettings};
+use fleet_lambdas::config::{self, ProcessEnv, RemediationSettings};
 use fleet_lambdas::remediation::Remediation;
 use fleet_lambdas::{aws, logging, now_ms};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -17,7 +17,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 async fn main() -> Result<(), Error> {
     logging::init();
     let settings = RemediationSettings::from_env(&ProcessEnv)?;
-    let sdk = aws::load().await;
+    let sdk = aws::load(config::trust_roots(&ProcessEnv)?).await;
     let remediation = Remediation {
         policy: settings.policy,
         table: DynamoDecisions {

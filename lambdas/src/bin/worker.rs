@@ -8,7 +8,7 @@
 use fleet_lambdas::aws::dynamodb::{BatchWriter, DynamoReadings};
 use fleet_lambdas::aws::s3::S3Archive;
 use fleet_lambdas::aws::stdout::StdoutMetrics;
-use fleet_lambdas::config::{ProcessEnv, WorkerSettings};
+use fleet_lambdas::config::{self, ProcessEnv, WorkerSettings};
 use fleet_lambdas::worker::Worker;
 use fleet_lambdas::{aws, logging, now_ms};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -18,7 +18,7 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     logging::init();
     let settings = WorkerSettings::from_env(&ProcessEnv)?;
-    let sdk = aws::load().await;
+    let sdk = aws::load(config::trust_roots(&ProcessEnv)?).await;
     let worker = Worker {
         config: settings.worker,
         table: DynamoReadings {
