@@ -9,7 +9,7 @@ use fleet_core::{ArchiveObject, Decision, DeviceId, DeviceState, ReadingRow};
 use fleet_pipeline::{ArchiveStore, MemoryStore, ReadingStore, StoreError};
 
 use crate::ports::{
-    Archive, DecisionRecord, DecisionTable, MetricLog, Publisher, ReadingTable, RowsFailed,
+    Archive, DecisionTable, DeviceRecords, MetricLog, Publisher, ReadingTable, RowsFailed,
 };
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -73,24 +73,24 @@ impl MemoryDecisions {
 }
 
 impl DecisionTable for MemoryDecisions {
-    async fn device_state(&self, device: &DeviceId) -> Result<DeviceState, StoreError> {
-        Ok(self.state(device).unwrap_or_default())
+    async fn device_states(&self, devices: &[DeviceId]) -> Vec<Result<DeviceState, StoreError>> {
+        let inner = lock(&self.inner);
+        devices
+            .iter()
+            .map(|d| Ok(inner.0.get(d).cloned().unwrap_or_default()))
+            .collect()
     }
 
-    async fn record(
-        &self,
-        device: &DeviceId,
-        decisions: &[DecisionRecord<'_>],
-        next: &DeviceState,
-        _now_ms: u64,
-    ) -> Result<(), StoreError> {
+    async fn record(&self, devices: &[DeviceRecords<'_>], _now_ms: u64) -> Result<(), RowsFailed> {
         let mut inner = lock(&self.inner);
-        inner.0.insert(device.clone(), next.clone());
-        inner.1.extend(
-            decisions
-                .iter()
-                .map(|r| (r.reading_sk.to_owned(), r.decision.clone())),
-        );
+        for d in devices {
+            inner.0.insert(d.device.clone(), d.next.clone());
+            inner.1.extend(
+                d.decisions
+                    .iter()
+                    .map(|r| (r.reading_sk.to_owned(), r.decision.clone())),
+            );
+        }
         Ok(())
     }
 }

@@ -14,11 +14,11 @@ use std::future::Future;
 use fleet_core::{ArchiveObject, Decision, DeviceId, DeviceState, ReadingRow};
 use fleet_pipeline::StoreError;
 
-/// Some rows of a batch write could not be written.
+/// Some rows (or devices' records) of a batch write could not be written.
 #[derive(Debug, thiserror::Error)]
 #[error("{} row(s) not written: {source}", failed.len())]
 pub struct RowsFailed {
-    /// Indexes (into the rows given) of the rows not written.
+    /// Indexes (into the rows, or devices, given) of those not written.
     pub failed: BTreeSet<usize>,
     /// The (first) error behind it.
     #[source]
@@ -52,22 +52,38 @@ pub struct DecisionRecord<'a> {
     pub decision: &'a Decision,
 }
 
-/// Per-device remediation state and the decision log (the original's remediation table).
-pub trait DecisionTable: Sync {
-    /// The device's state; the default state for a device never seen.
-    fn device_state(
-        &self,
-        device: &DeviceId,
-    ) -> impl Future<Output = Result<DeviceState, StoreError>> + Send;
+/// One device's part of a batch to record: its decisions and its next state.
+#[derive(Debug, Clone)]
+pub struct DeviceRecords<'a> {
+    /// The device.
+    pub device: &'a DeviceId,
+    /// Its decisions worth keeping (possibly none).
+    pub decisions: Vec<DecisionRecord<'a>>,
+    /// Its state after the batch's readings.
+    pub next: &'a DeviceState,
+}
 
-    /// Records decisions about one device and its next state, after the commands went out.
+/// Per-device remediation state and the decision log (the original's remediation table).
+///
+/// Both calls take a whole batch's devices at once, so a batch costs two table round trips
+/// however many devices it holds (on DynamoDB: `BatchGetItem` and `BatchWriteItem`, and one
+/// connection at a cold start instead of one per device), and both answer per device.
+pub trait DecisionTable: Sync {
+    /// The states of `devices` (distinct), in the same order: the default state for a
+    /// device never seen, an error for one whose state could not be read.
+    fn device_states(
+        &self,
+        devices: &[DeviceId],
+    ) -> impl Future<Output = Vec<Result<DeviceState, StoreError>>> + Send;
+
+    /// Records each device's decisions and next state, after its commands went out. On
+    /// failure, `failed` holds the indexes (into `devices`) of the devices not fully
+    /// recorded; the others were.
     fn record(
         &self,
-        device: &DeviceId,
-        decisions: &[DecisionRecord<'_>],
-        next: &DeviceState,
+        devices: &[DeviceRecords<'_>],
         now_ms: u64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<(), RowsFailed>> + Send;
 }
 
 /// MQTT publishing through IoT Core.

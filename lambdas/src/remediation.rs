@@ -1,12 +1,17 @@
 //! Remediation (§4.5): the readings table's stream → the core policy → commands through the
 //! IoT data plane, and the decision log.
 //!
-//! Per device in a batch, in stream order: read its state once, run [`decide`] on each new
-//! reading, publish the commands, then record the decisions and the next state. Commands go
-//! out *before* the state is recorded: if recording fails, the records are redelivered and
-//! the same commands (same ids: receivers deduplicate) go out again; the other order could
-//! record a command that never left. A failure fails only that device's records
-//! (`batchItemFailures` with their sequence numbers); other devices go on.
+//! A batch takes three steps whatever its size: read the states of all its devices at once;
+//! per device (concurrently), run [`decide`] on each new reading in stream order and publish
+//! the commands in order; then record, at once, the decisions and next states of every
+//! device whose commands all went out. At a cold start that is three round trips, not three
+//! per device, and one table connection instead of one per device.
+//!
+//! Commands go out *before* the state is recorded: if recording fails, the records are
+//! redelivered and the same commands (same ids: receivers deduplicate) go out again; the
+//! other order could record a command that never left. A failure (state unread, publish or
+//! record failed) fails only that device's records (`batchItemFailures` with their sequence
+//! numbers); other devices go on.
 //!
 //! Only `INSERT` records are readings: a redelivered message overwrites its row (`MODIFY`)
 //! and the template filters those out; here they are skipped too, as a second line.
@@ -16,14 +21,15 @@ use std::collections::BTreeMap;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use fleet_core::{
-    BuildingId, Decision, DeviceId, PolicyConfig, Publication, ReadingRow, Reason, decide,
+    BuildingId, Decision, DeviceId, DeviceState, PolicyConfig, Publication, ReadingRow, Reason,
+    decide,
 };
 use fleet_pipeline::StoreError;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use tracing::{debug, error, info, warn};
 
-use crate::ports::{DecisionRecord, DecisionTable, Publisher};
+use crate::ports::{DecisionRecord, DecisionTable, DeviceRecords, Publisher};
 
 /// How many devices of a batch are handled at once.
 pub const DEVICE_CONCURRENCY: usize = 16;
@@ -137,32 +143,57 @@ impl<D: DecisionTable, P: Publisher> Remediation<D, P> {
         for r in readings {
             by_device.entry(r.row.device.clone()).or_default().push(r);
         }
-        let outcomes: Vec<_> = futures_util::stream::iter(by_device)
-            .map(|(device, readings)| async move {
-                let result = self.device(&device, &readings, now_ms).await;
-                (device, readings, result)
+        let devices: Vec<DeviceId> = by_device.keys().cloned().collect();
+        let states = self.table.device_states(&devices).await;
+        let outcomes: Vec<Outcome> = futures_util::stream::iter(by_device.into_iter().zip(states))
+            .map(|((device, readings), state)| async move {
+                let result = match state {
+                    Ok(state) => {
+                        self.decide_and_publish(&device, &readings, state, now_ms)
+                            .await
+                    }
+                    Err(e) => Err((e, Vec::new())),
+                };
+                Outcome {
+                    device,
+                    readings,
+                    result,
+                }
             })
             .buffer_unordered(DEVICE_CONCURRENCY)
             .collect()
             .await;
+        let not_recorded = self.record(&outcomes, now_ms).await;
+
         let mut report = RemediationReport::default();
         let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
-        for (device, readings, result) in outcomes {
+        for o in outcomes {
+            let result = match (o.result, not_recorded.get(&o.device)) {
+                (Ok(done), Some(e)) => Err((
+                    StoreError::new("record decisions", e.clone()),
+                    done.published,
+                )),
+                (result, _) => result,
+            };
             match result {
                 Ok(done) => {
                     for d in &done.decisions {
                         *reasons.entry(d.reason.code()).or_default() += 1;
                     }
+                    report.recorded += done
+                        .decisions
+                        .iter()
+                        .filter(|d| self.worth_recording(d))
+                        .count();
                     report.decisions.extend(done.decisions);
                     report.published.extend(done.published);
-                    report.recorded += done.recorded;
                 }
                 Err((e, published)) => {
-                    error!(%device, error = %e, records = readings.len(), "remediation failed; the device's records will be redelivered");
+                    error!(device = %o.device, error = %e, records = o.readings.len(), "remediation failed; the device's records will be redelivered");
                     report.published.extend(published);
                     report
                         .failed
-                        .extend(readings.into_iter().filter_map(|r| r.sequence_number));
+                        .extend(o.readings.into_iter().filter_map(|r| r.sequence_number));
                 }
             }
         }
@@ -177,17 +208,15 @@ impl<D: DecisionTable, P: Publisher> Remediation<D, P> {
         report
     }
 
-    async fn device(
+    /// One device's readings through the policy from `state`, and its commands published
+    /// in order (stopping at the first that fails).
+    async fn decide_and_publish(
         &self,
         device: &DeviceId,
         readings: &[StreamReading],
+        mut state: DeviceState,
         now_ms: u64,
-    ) -> Result<DeviceDone, (StoreError, Vec<Publication>)> {
-        let mut state = self
-            .table
-            .device_state(device)
-            .await
-            .map_err(|e| (e, Vec::new()))?;
+    ) -> Result<Decided, (StoreError, Vec<Publication>)> {
         let mut decisions = Vec::with_capacity(readings.len());
         for r in readings {
             let (next, decision) = decide(&self.policy, &state, &r.row.reading(), now_ms);
@@ -203,27 +232,50 @@ impl<D: DecisionTable, P: Publisher> Remediation<D, P> {
             info!(%device, %topic, command = %p.payload, "command published");
             published.push(p);
         }
-        let records: Vec<DecisionRecord<'_>> = readings
-            .iter()
-            .zip(&decisions)
-            .filter(|(_, d)| self.worth_recording(d))
-            .map(|(r, decision)| DecisionRecord {
-                reading_sk: &r.row.sort_key,
-                decision,
-            })
-            .collect();
-        let recorded = records.len();
-        if let Err(e) = self.table.record(device, &records, &state, now_ms).await {
-            return Err((e, published));
-        }
         for d in decisions.iter().filter(|d| d.reason == Reason::Stale) {
             warn!(%device, ts = d.reading_ts, seq = d.reading_seq, "reading older than the last one; ignored");
         }
-        Ok(DeviceDone {
+        Ok(Decided {
             decisions,
             published,
-            recorded,
+            next: state,
         })
+    }
+
+    /// Records, in one table call, the decisions and next state of every device whose
+    /// commands all went out. Returns the devices not recorded, with why.
+    async fn record(&self, outcomes: &[Outcome], now_ms: u64) -> BTreeMap<DeviceId, String> {
+        let devices: Vec<DeviceRecords<'_>> = outcomes
+            .iter()
+            .filter_map(|o| {
+                let done = o.result.as_ref().ok()?;
+                Some(DeviceRecords {
+                    device: &o.device,
+                    decisions: o
+                        .readings
+                        .iter()
+                        .zip(&done.decisions)
+                        .filter(|(_, d)| self.worth_recording(d))
+                        .map(|(r, decision)| DecisionRecord {
+                            reading_sk: &r.row.sort_key,
+                            decision,
+                        })
+                        .collect(),
+                    next: &done.next,
+                })
+            })
+            .collect();
+        match self.table.record(&devices, now_ms).await {
+            Ok(()) => BTreeMap::new(),
+            Err(e) => {
+                let why = e.source.to_string();
+                e.failed
+                    .iter()
+                    .filter_map(|&i| devices.get(i))
+                    .map(|d| (d.device.clone(), why.clone()))
+                    .collect()
+            }
+        }
     }
 
     /// Ignored readings are never recorded: a duplicate or stale one is mostly a
@@ -258,8 +310,17 @@ impl<D: DecisionTable, P: Publisher> Remediation<D, P> {
     }
 }
 
-struct DeviceDone {
+/// One device of a batch after its decisions and publishes.
+struct Outcome {
+    device: DeviceId,
+    readings: Vec<StreamReading>,
+    /// What was decided and sent, or what failed and what had been sent by then.
+    result: Result<Decided, (StoreError, Vec<Publication>)>,
+}
+
+/// A device's decisions, the commands sent for them, and the state they lead to.
+struct Decided {
     decisions: Vec<Decision>,
     published: Vec<Publication>,
-    recorded: usize,
+    next: DeviceState,
 }

@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests unwrap freely; a panic is a failure.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -19,8 +19,8 @@ use aws_credential_types::Credentials;
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    StreamSpecification, StreamViewType,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, StreamSpecification, StreamViewType,
 };
 use fleet_core::{
     PolicyConfig, Telemetry, Topic, WorkerConfig, encode_telemetry, encode_telemetry_batch,
@@ -33,7 +33,7 @@ use fleet_lambdas::aws::iot::IotPublisher;
 use fleet_lambdas::aws::s3::S3Archive;
 use fleet_lambdas::aws::{self, SdkConfig};
 use fleet_lambdas::envelope::Envelope;
-use fleet_lambdas::memory::{CapturedMetrics, Recorder};
+use fleet_lambdas::memory::{CapturedMetrics, Discard, Recorder};
 use fleet_lambdas::remediation::Remediation;
 use fleet_lambdas::worker::Worker;
 use serde_json::{Value, json};
@@ -372,6 +372,15 @@ async fn the_adapters_store_archive_decide_and_publish_on_moto() {
         "one state item per device"
     );
     let remediation_calls = s.counter.counts();
+    // The batch's three devices cost one state read and one write call, not one each.
+    assert_eq!(remediation_calls.get("DynamoDB.BatchGetItem"), Some(&1));
+    assert_eq!(remediation_calls.get("DynamoDB.GetItem"), None);
+    assert_eq!(remediation_calls.get("DynamoDB.BatchWriteItem"), Some(&1));
+    assert_eq!(
+        s.counter.items().get("DynamoDB.BatchWriteItem"),
+        Some(&(report.recorded as u64 + 3)),
+        "the recorded decisions and one state item per device"
+    );
 
     eprintln!(
         "API calls, fixture batch: worker {worker_calls:?}, remediation {remediation_calls:?}"
@@ -379,11 +388,98 @@ async fn the_adapters_store_archive_decide_and_publish_on_moto() {
     assert_eq!(worker_calls.get("S3.PutObject"), Some(&2));
 }
 
+/// The batch's states come from one `BatchGetItem`: a device whose stored state is
+/// unreadable fails alone (nothing sent for it), and a table that cannot be read fails
+/// every device, with nothing sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_states_fail_their_devices_on_moto() {
+    let s = stack().await;
+    let event: SqsEvent = serde_json::from_str(SQS).unwrap();
+    s.worker.handle_sqs(event, NOW).await.unwrap();
+    let items = scan(&s.dynamodb, READINGS).await;
+    let bad_state = HashMap::from([
+        ("device".to_owned(), AttributeValue::S("d-0002".into())),
+        ("sk".to_owned(), AttributeValue::S("state".into())),
+        ("state".to_owned(), AttributeValue::S("not json".into())),
+    ]);
+    s.dynamodb
+        .put_item()
+        .table_name(DECISIONS)
+        .set_item(Some(bad_state))
+        .send()
+        .await
+        .unwrap();
+    let event = insert_event(items.clone());
+    let d2: Vec<String> = event
+        .records
+        .iter()
+        .filter(|r| {
+            fleet_lambdas::remediation::row_from_image(r.change.new_image.clone())
+                .is_ok_and(|row| row.device.as_str() == "d-0002")
+        })
+        .filter_map(|r| r.change.sequence_number.clone())
+        .collect();
+    assert_eq!(d2.len(), 1);
+    s.counter.reset();
+    let (response, report) = s.remediation.handle_event(event, NOW).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .filter_map(|f| f.item_identifier.as_deref())
+        .collect();
+    assert_eq!(failed, [d2[0].as_str()]);
+    assert!(
+        report
+            .published
+            .iter()
+            .all(|p| !p.topic.to_string().contains("d-0002"))
+    );
+    assert_eq!(s.counter.counts().get("DynamoDB.BatchGetItem"), Some(&1));
+    let states = scan(&s.dynamodb, DECISIONS).await;
+    let state_of = |device: &str| {
+        states
+            .iter()
+            .find(|i| {
+                i.get("device")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some(device)
+                    && i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("state")
+            })
+            .and_then(|i| i.get("state").and_then(|v| v.as_s().ok()).cloned())
+    };
+    assert_eq!(
+        state_of("d-0002").as_deref(),
+        Some("not json"),
+        "left for a person"
+    );
+    assert!(state_of("d-0001").is_some_and(|j| j.contains("\"active\"")));
+
+    // No such table: every device fails, nothing is sent.
+    let missing = Remediation {
+        policy: PolicyConfig::default(),
+        table: DynamoDecisions {
+            writer: BatchWriter::new(s.dynamodb.clone(), "no-such-table"),
+        },
+        publisher: Recorder::new(Discard),
+        record_routine: false,
+    };
+    let event = insert_event(items);
+    let records = event.records.len();
+    let (response, report) = missing.handle_event(event, NOW).await;
+    assert_eq!(response.batch_item_failures.len(), records);
+    assert!(report.published.is_empty() && missing.publisher.sent().is_empty());
+}
+
 /// What one scenario of [`api_calls_per_thousand_readings`] came to.
 struct Calls {
     summary: Value,
     worker: BTreeMap<String, u64>,
     remediation: BTreeMap<String, u64>,
+    /// The items the remediation's DynamoDB calls carried (keys read, items written).
+    remediation_items: BTreeMap<String, u64>,
+    /// The items the worker's DynamoDB calls wrote.
+    worker_items: BTreeMap<String, u64>,
 }
 
 /// 1,000 readings from 10 devices (100 each, a sine around 27 °C that crosses the band's
@@ -437,6 +533,7 @@ async fn calls_for(per_message: u64) -> Calls {
     let response = s.worker.handle_sqs(event, t0 + 200_000).await.unwrap();
     assert!(response.batch_item_failures.is_empty());
     let worker = s.counter.counts();
+    let worker_items = s.counter.items();
     s.counter.reset();
 
     let listed = s.s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
@@ -468,6 +565,7 @@ async fn calls_for(per_message: u64) -> Calls {
         event.records = rest;
     }
     let remediation = s.counter.counts();
+    let remediation_items = s.counter.items();
     let summary = json!({
         "readings": N,
         "messages": messages,
@@ -477,6 +575,7 @@ async fn calls_for(per_message: u64) -> Calls {
         "remediation_invokes": invokes,
         "remediation_device_invokes": device_invokes,
         "remediation_calls": remediation,
+        "remediation_items": remediation_items,
         "commands": commands,
         "decisions_recorded": recorded,
     });
@@ -484,6 +583,8 @@ async fn calls_for(per_message: u64) -> Calls {
         summary,
         worker,
         remediation,
+        remediation_items,
+        worker_items,
     }
 }
 
@@ -533,18 +634,19 @@ fn cost_tables(calls: &Calls) -> String {
     let s = &calls.summary;
     let number = |key: &str| s[key].as_f64().unwrap();
     let device_invokes = number("remediation_device_invokes");
-    // One state item goes with each device's decisions in one write call.
+    // A batch's states are read in one call and written with its decisions.
     assert_eq!(
-        count(&calls.remediation, "DynamoDB.BatchWriteItem"),
-        device_invokes
+        count(&calls.remediation, "DynamoDB.BatchGetItem"),
+        number("remediation_invokes")
     );
+    let written = count(&calls.remediation_items, "DynamoDB.BatchWriteItem");
     let measured = Measured {
         objects_per_worker_invoke: count(&calls.worker, "S3.PutObject") / number("worker_invokes"),
-        // `calls_for` checked that every reading is exactly one item.
-        items_per_reading: 1.0,
-        state_reads_per_device_invoke: count(&calls.remediation, "DynamoDB.GetItem")
+        items_per_reading: count(&calls.worker_items, "DynamoDB.BatchWriteItem")
+            / number("readings"),
+        state_reads_per_device_invoke: count(&calls.remediation_items, "DynamoDB.BatchGetItem")
             / device_invokes,
-        state_writes_per_device_invoke: 1.0,
+        state_writes_per_device_invoke: (written - number("decisions_recorded")) / device_invokes,
         publishes_per_command: count(&calls.remediation, "IoT Data Plane.Publish")
             / number("commands"),
     };

@@ -10,13 +10,15 @@ use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::sns::SnsEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use fleet_core::{
-    AlarmKind, AlarmNotice, AlarmState, ArchiveObject, DeviceId, PolicyConfig, ReadingRow, Reason,
-    WorkerConfig,
+    AlarmKind, AlarmNotice, AlarmState, ArchiveObject, DeviceId, DeviceState, PolicyConfig,
+    ReadingRow, Reason, WorkerConfig,
 };
 use fleet_lambdas::envelope::Message;
 use fleet_lambdas::memory::{CapturedMetrics, Discard, MemoryDecisions, Recorder, SharedStore};
 use fleet_lambdas::notifier::Notifier;
-use fleet_lambdas::ports::{Archive, Publisher, ReadingTable, RowsFailed};
+use fleet_lambdas::ports::{
+    Archive, DecisionTable, DeviceRecords, Publisher, ReadingTable, RowsFailed,
+};
 use fleet_lambdas::remediation::{Remediation, StreamReading, readings};
 use fleet_lambdas::worker::Worker;
 use fleet_pipeline::{MemoryStore, Pipeline, PipelineConfig, StoreError};
@@ -395,6 +397,110 @@ async fn a_failed_publish_fails_that_devices_records_only() {
             .state(&DeviceId::try_from("d-0001").unwrap())
             .is_none(),
         "nothing recorded for the failed device"
+    );
+}
+
+/// The in-memory table, failing one device's state read or its record.
+#[derive(Default)]
+struct FlakyDecisions {
+    inner: MemoryDecisions,
+    read: Option<&'static str>,
+    record: Option<&'static str>,
+}
+
+impl DecisionTable for FlakyDecisions {
+    async fn device_states(&self, devices: &[DeviceId]) -> Vec<Result<DeviceState, StoreError>> {
+        let mut states = self.inner.device_states(devices).await;
+        for (d, s) in devices.iter().zip(&mut states) {
+            if Some(d.as_str()) == self.read {
+                *s = Err(StoreError::new(
+                    "read device states",
+                    "ProvisionedThroughputExceeded",
+                ));
+            }
+        }
+        states
+    }
+
+    async fn record(&self, devices: &[DeviceRecords<'_>], now_ms: u64) -> Result<(), RowsFailed> {
+        let (bad, good): (Vec<_>, Vec<_>) = devices
+            .iter()
+            .enumerate()
+            .partition(|(_, d)| Some(d.device.as_str()) == self.record);
+        let good: Vec<DeviceRecords<'_>> = good.into_iter().map(|(_, d)| d.clone()).collect();
+        self.inner.record(&good, now_ms).await?;
+        if bad.is_empty() {
+            return Ok(());
+        }
+        Err(RowsFailed {
+            failed: bad.into_iter().map(|(i, _)| i).collect(),
+            source: StoreError::new("write items", "1 item(s) still unprocessed"),
+        })
+    }
+}
+
+fn failed_ids(response: &aws_lambda_events::event::streams::DynamoDbEventResponse) -> Vec<&str> {
+    response
+        .batch_item_failures
+        .iter()
+        .filter_map(|f| f.item_identifier.as_deref())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_unread_state_fails_that_devices_records_and_sends_nothing_for_it() {
+    let r = Remediation {
+        policy: PolicyConfig::default(),
+        table: FlakyDecisions {
+            read: Some("d-0001"),
+            ..FlakyDecisions::default()
+        },
+        publisher: Recorder::new(Discard),
+        record_routine: false,
+    };
+    let (response, report) = r.handle_event(stream(), NOW).await;
+    assert_eq!(
+        failed_ids(&response),
+        ["100000000000000000001", "100000000000000000002"]
+    );
+    let topics: Vec<String> = r.publisher.sent().into_iter().map(|(t, _)| t).collect();
+    assert_eq!(
+        topics,
+        [
+            "monitoring-device/remediation-1",
+            "cmd/monitoring/2/d-0002/remediation"
+        ]
+    );
+    assert!(r.table.inner.state(&"d-0001".try_into().unwrap()).is_none());
+    assert!(r.table.inner.state(&"d-0002".try_into().unwrap()).is_some());
+    assert_eq!(report.decisions.len(), 2, "the other devices were decided");
+}
+
+#[tokio::test]
+async fn an_unrecorded_device_fails_its_records_after_its_commands_went_out() {
+    let r = Remediation {
+        policy: PolicyConfig::default(),
+        table: FlakyDecisions {
+            record: Some("d-0002"),
+            ..FlakyDecisions::default()
+        },
+        publisher: Recorder::new(Discard),
+        record_routine: false,
+    };
+    let (response, report) = r.handle_event(stream(), NOW).await;
+    assert_eq!(failed_ids(&response), ["100000000000000000004"]);
+    // Its command left (and is reported); redelivery sends it again with the same id.
+    assert!(
+        report
+            .published
+            .iter()
+            .any(|p| p.topic.to_string() == "cmd/monitoring/2/d-0002/remediation")
+    );
+    assert!(r.table.inner.state(&"d-0002".try_into().unwrap()).is_none());
+    assert!(r.table.inner.state(&"d-0001".try_into().unwrap()).is_some());
+    assert_eq!(
+        report.recorded, 2,
+        "d-0001's cool and the legacy device's remediate"
     );
 }
 

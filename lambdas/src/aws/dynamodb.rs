@@ -2,7 +2,9 @@
 //!
 //! Writes go through [`BatchWriter`]: `BatchWriteItem` with 25 items per call (DynamoDB's
 //! limit), chunks in parallel, `UnprocessedItems` retried with exponential backoff and full
-//! jitter for a bounded number of attempts. A chunk refused whole by a validation error is
+//! jitter for a bounded number of attempts. Device states are read the same way, a batch's
+//! devices at once: `BatchGetItem` (100 keys per call, strongly consistent), with
+//! `UnprocessedKeys` retried. A chunk refused whole by a validation error is
 //! retried item by item (`PutItem`), so one bad item fails only its own record.
 //!
 //! Items: a reading is [`reading_item`] (partition `device`, sort `sk` =
@@ -16,19 +18,21 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use fleet_core::{BuildingId, DeviceId, DeviceState, ReadingRow};
 use fleet_pipeline::StoreError;
 use futures_util::StreamExt;
 
-use super::store_error;
-use crate::ports::{DecisionRecord, DecisionTable, ReadingTable, RowsFailed};
+use super::{DisplayErrorContext, store_error};
+use crate::ports::{DecisionRecord, DecisionTable, DeviceRecords, ReadingTable, RowsFailed};
 
 /// An item as the SDK takes it.
 pub type Item = HashMap<String, AttributeValue>;
 
 /// DynamoDB's limit of items per `BatchWriteItem`.
 pub const BATCH_LIMIT: usize = 25;
+/// DynamoDB's limit of keys per `BatchGetItem`.
+pub const GET_LIMIT: usize = 100;
 /// Sort key of a device's state item in the decisions table.
 pub const STATE_SK: &str = "state";
 /// How long decisions are kept (the local stack's retention): 7 days.
@@ -213,6 +217,14 @@ impl BatchWriter {
         }
     }
 
+    /// The cap of the jittered wait after failed `attempt` (1, 2, …): doubling from
+    /// `base_delay`, at most 1 s.
+    fn backoff(&self, attempt: u32) -> Duration {
+        self.base_delay
+            .saturating_mul(1 << attempt.min(10))
+            .min(Duration::from_secs(1))
+    }
+
     /// Writes the items; on failure, the indexes of the items not written.
     pub async fn write(&self, items: Vec<Item>) -> Result<(), RowsFailed> {
         let chunks: Vec<Vec<(usize, Item)>> = {
@@ -295,11 +307,7 @@ impl BatchWriter {
                             ),
                         });
                     }
-                    let cap = self
-                        .base_delay
-                        .saturating_mul(1 << attempt.min(10))
-                        .min(Duration::from_secs(1));
-                    tokio::time::sleep(jitter(cap)).await;
+                    tokio::time::sleep(jitter(self.backoff(attempt))).await;
                 }
                 Err(e) if e.code() == Some("ValidationException") && pending.len() > 1 => {
                     return self.isolate(pending, &index).await;
@@ -368,38 +376,144 @@ pub struct DynamoDecisions {
     pub writer: BatchWriter,
 }
 
-impl DecisionTable for DynamoDecisions {
-    async fn device_state(&self, device: &DeviceId) -> Result<DeviceState, StoreError> {
-        let out = self
-            .writer
-            .client
-            .get_item()
-            .table_name(&self.writer.table)
-            .key("device", s(device.as_str()))
-            .key("sk", s(STATE_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("read device state", e))?;
-        let Some(item) = out.item else {
-            return Ok(DeviceState::default());
+impl DynamoDecisions {
+    /// One `BatchGetItem` chunk of state keys (`(index, device)`), `UnprocessedKeys` retried
+    /// like the writer's unprocessed items. Answers per device of the chunk.
+    async fn read_states(
+        &self,
+        chunk: Vec<(usize, DeviceId)>,
+    ) -> Vec<(usize, Result<DeviceState, StoreError>)> {
+        let w = &self.writer;
+        let key = |device: &DeviceId| {
+            HashMap::from([
+                ("device".to_owned(), s(device.as_str())),
+                ("sk".to_owned(), s(STATE_SK)),
+            ])
         };
-        let json = get_s(&item, "state").map_err(|e| StoreError::new("read device state", e))?;
-        serde_json::from_str(json).map_err(|e| StoreError::new("read device state", e))
+        let mut pending: Vec<Item> = chunk.iter().map(|(_, d)| key(d)).collect();
+        let mut found: HashMap<String, Item> = HashMap::with_capacity(chunk.len());
+        // Why the keys still pending were not read, once reading stops.
+        let mut failure: Option<String> = None;
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            attempt += 1;
+            let result = match KeysAndAttributes::builder()
+                .set_keys(Some(pending.clone()))
+                .consistent_read(true)
+                .build()
+            {
+                Ok(keys) => w
+                    .client
+                    .batch_get_item()
+                    .request_items(&w.table, keys)
+                    .send()
+                    .await
+                    .map_err(|e| DisplayErrorContext(e).to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let out = match result {
+                Ok(out) => out,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            for item in out
+                .responses
+                .and_then(|mut r| r.remove(&w.table))
+                .unwrap_or_default()
+            {
+                if let Ok(device) = get_s(&item, "device") {
+                    found.insert(device.to_owned(), item);
+                }
+            }
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&w.table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+            if !pending.is_empty() && attempt >= w.max_attempts {
+                failure = Some(format!(
+                    "{} key(s) still unprocessed after {attempt} attempts",
+                    pending.len()
+                ));
+                break;
+            }
+            if !pending.is_empty() {
+                tokio::time::sleep(jitter(w.backoff(attempt))).await;
+            }
+        }
+        let unread: std::collections::HashSet<&str> = pending
+            .iter()
+            .filter_map(|k| get_s(k, "device").ok())
+            .collect();
+        chunk
+            .into_iter()
+            .map(|(i, device)| {
+                let state = match (found.get(device.as_str()), &failure) {
+                    (Some(item), _) => state_of(item),
+                    (None, Some(e)) if unread.contains(device.as_str()) => {
+                        Err(StoreError::new("read device states", e.clone()))
+                    }
+                    (None, _) => Ok(DeviceState::default()),
+                };
+                (i, state)
+            })
+            .collect()
+    }
+}
+
+/// The state in a state item.
+fn state_of(item: &Item) -> Result<DeviceState, StoreError> {
+    let json = get_s(item, "state").map_err(|e| StoreError::new("read device state", e))?;
+    serde_json::from_str(json).map_err(|e| StoreError::new("read device state", e))
+}
+
+impl DecisionTable for DynamoDecisions {
+    async fn device_states(&self, devices: &[DeviceId]) -> Vec<Result<DeviceState, StoreError>> {
+        let mut chunks = Vec::new();
+        let mut it = devices.iter().cloned().enumerate().peekable();
+        while it.peek().is_some() {
+            chunks.push(it.by_ref().take(GET_LIMIT).collect::<Vec<_>>());
+        }
+        let mut answers: Vec<(usize, Result<DeviceState, StoreError>)> =
+            futures_util::stream::iter(chunks)
+                .map(|chunk| self.read_states(chunk))
+                .buffer_unordered(self.writer.concurrency.max(1))
+                .flat_map(futures_util::stream::iter)
+                .collect()
+                .await;
+        answers.sort_by_key(|(i, _)| *i);
+        answers.into_iter().map(|(_, state)| state).collect()
     }
 
-    async fn record(
-        &self,
-        device: &DeviceId,
-        decisions: &[DecisionRecord<'_>],
-        next: &DeviceState,
-        now_ms: u64,
-    ) -> Result<(), StoreError> {
-        let mut items: Vec<Item> = decisions.iter().map(decision_item).collect();
-        items.push(
-            state_item(device, next, now_ms).map_err(|e| StoreError::new("record decisions", e))?,
-        );
-        self.writer.write(items).await.map_err(|e| e.source)
+    async fn record(&self, devices: &[DeviceRecords<'_>], now_ms: u64) -> Result<(), RowsFailed> {
+        // Which device each item belongs to, to answer per device.
+        let mut owner = Vec::new();
+        let mut items = Vec::new();
+        let mut failed = BTreeSet::new();
+        let mut first = None;
+        for (i, d) in devices.iter().enumerate() {
+            match state_item(d.device, d.next, now_ms) {
+                Ok(state) => {
+                    items.extend(d.decisions.iter().map(decision_item));
+                    items.push(state);
+                    owner.resize(items.len(), i);
+                }
+                Err(e) => {
+                    failed.insert(i);
+                    first.get_or_insert(StoreError::new("record decisions", e));
+                }
+            }
+        }
+        if let Err(e) = self.writer.write(items).await {
+            failed.extend(e.failed.iter().filter_map(|&item| owner.get(item).copied()));
+            first.get_or_insert(e.source);
+        }
+        match first {
+            None => Ok(()),
+            Some(source) => Err(RowsFailed { failed, source }),
+        }
     }
 }
 

@@ -121,7 +121,7 @@ where
 
 /// Shows the whole chain of an SDK error (its `Display` alone says only "service error").
 #[derive(Debug)]
-struct DisplayErrorContext<E>(E);
+pub(crate) struct DisplayErrorContext<E>(pub(crate) E);
 
 impl<E: std::error::Error> std::fmt::Display for DisplayErrorContext<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
