@@ -8,7 +8,10 @@
 #      place cfn-lint misses bad Refs/GetAtts and skips its IAM action check (W3037), and
 #      every role here is written by hand;
 #   4. `checkov`: no failed check; every skip (Metadata `checkov: skip:` on the resource)
-#      must carry a comment saying why.
+#      must carry a comment saying why;
+#   5. each function's role grants exactly the data-plane actions (DynamoDB, S3, IoT) that
+#      lambdas/iam.json lists for its binary, which lambdas/tests/aws_moto.rs checks against
+#      the calls the code really makes on moto.
 #
 # Usage: scripts/template-lint.sh [TEMPLATE]   (default template.yml)
 # Needs: cfn-lint, sam and checkov on PATH (scripts/setup.sh aws puts them in
@@ -47,13 +50,19 @@ check "cfn-lint" cfn-lint -- "$template" || true
 
 # The SAM translator is a library of the SAM CLI: use the SAM CLI's own interpreter. Local
 # CodeUri values become a placeholder S3 URI, as `sam validate` does.
-translate() {
+sam_python() {
   local sam_py
   sam_py=$(head -n 1 "$(readlink -f "$(command -v sam)")" | sed -n 's/^#!//p')
   if [ -z "$sam_py" ] || ! "$sam_py" -c 'import samtranslator' 2>/dev/null; then
     echo "cannot find the SAM CLI's Python (samtranslator); is sam a pip install?"
     return 1
   fi
+  echo "$sam_py"
+}
+
+translate() {
+  local sam_py
+  sam_py=$(sam_python) || { echo "$sam_py"; return 1; }
   "$sam_py" - "$template" "$tmp/translated.json" <<'PY'
 import json, sys
 from samtranslator.model.exceptions import InvalidDocumentException
@@ -125,5 +134,64 @@ if problems:
 PY
 }
 check "checkov" checkov_json || true
+
+# Each function's role against lambdas/iam.json: every listed action granted, and no other
+# DynamoDB, S3 or IoT action than those and the stream reads Lambda's event source mapping
+# makes with the role.
+iam_actions() {
+  local sam_py
+  sam_py=$(sam_python) || { echo "$sam_py"; return 1; }
+  "$sam_py" - "$template" lambdas/iam.json <<'PY'
+import json, sys
+from samtranslator.yaml_helper import yaml_parse
+
+with open(sys.argv[1], encoding="utf-8") as f:
+    resources = yaml_parse(f.read()).get("Resources", {})
+with open(sys.argv[2], encoding="utf-8") as f:
+    listed = {k: set(v) for k, v in json.load(f).items() if not k.startswith("/")}
+DATA_PLANE = ("dynamodb:", "s3:", "iot:")
+EVENT_SOURCE = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+                "dynamodb:ListStreams"}
+
+def role_of(props):
+    role = props.get("Role")
+    target = role.get("Fn::GetAtt") if isinstance(role, dict) else None
+    if isinstance(target, str):
+        target = target.split(".")
+    return target[0] if target else None
+
+def granted(role):
+    actions = set()
+    for policy in resources[role]["Properties"].get("Policies", []):
+        for st in policy["PolicyDocument"]["Statement"]:
+            if st.get("Effect") == "Allow":
+                a = st.get("Action", [])
+                actions.update([a] if isinstance(a, str) else a)
+    return actions
+
+problems, seen = [], set()
+for name, r in resources.items():
+    binary = ((r.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary")
+    if r.get("Type") != "AWS::Serverless::Function" or not binary:
+        continue
+    seen.add(binary)
+    role = role_of(r.get("Properties", {}))
+    if role not in resources:
+        problems.append(f"{name}: no role of its own in the template")
+        continue
+    have = {a for a in granted(role) if a.startswith(DATA_PLANE)} - EVENT_SOURCE
+    want = listed.get(binary, set())
+    for a in sorted(want - have):
+        problems.append(f"{name} ({binary}) calls {a} but {role} does not grant it")
+    for a in sorted(have - want):
+        problems.append(f"{role} grants {a}, which {binary} never calls (lambdas/iam.json)")
+for binary in sorted(set(listed) - seen):
+    problems.append(f"lambdas/iam.json lists {binary}, which no function builds")
+if problems:
+    print("\n".join(problems))
+    sys.exit(1)
+PY
+}
+check "IAM actions (lambdas/iam.json)" iam_actions || true
 
 exit "$failed"

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use aws_config::Region;
 use aws_credential_types::Credentials;
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+use aws_lambda_events::event::sns::SnsEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
@@ -34,6 +35,7 @@ use fleet_lambdas::aws::s3::S3Archive;
 use fleet_lambdas::aws::{self, SdkConfig};
 use fleet_lambdas::envelope::Envelope;
 use fleet_lambdas::memory::{CapturedMetrics, Discard, Recorder};
+use fleet_lambdas::notifier::Notifier;
 use fleet_lambdas::remediation::Remediation;
 use fleet_lambdas::worker::Worker;
 use serde_json::{Value, json};
@@ -385,7 +387,65 @@ async fn the_adapters_store_archive_decide_and_publish_on_moto() {
     eprintln!(
         "API calls, fixture batch: worker {worker_calls:?}, remediation {remediation_calls:?}"
     );
+    // The refused record's chunk was written item by item.
+    assert!(worker_calls.contains_key("DynamoDB.PutItem"));
+    assert_granted("worker", &worker_calls);
+    assert_granted("remediation", &remediation_calls);
     assert_eq!(worker_calls.get("S3.PutObject"), Some(&2));
+}
+
+/// A counted call (`DynamoDB.BatchWriteItem`) as its IAM action (`dynamodb:BatchWriteItem`).
+fn iam_action(call: &str) -> String {
+    let (service, operation) = call.split_once('.').unwrap();
+    let prefix = match service {
+        "DynamoDB" => "dynamodb",
+        "S3" => "s3",
+        "IoT Data Plane" => "iot",
+        other => panic!("no IAM prefix known for {other}"),
+    };
+    format!("{prefix}:{operation}")
+}
+
+/// Every call `function` made is an action `lambdas/iam.json` lists for it (and so, by
+/// `scripts/template-lint.sh`, one its role in the template grants).
+fn assert_granted(function: &str, calls: &BTreeMap<String, u64>) {
+    let listed: Value = serde_json::from_str(include_str!("../iam.json")).unwrap();
+    let listed: Vec<&str> = listed[function]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(!calls.is_empty());
+    for call in calls.keys() {
+        let action = iam_action(call);
+        assert!(
+            listed.contains(&action.as_str()),
+            "{function} calls {action}, which lambdas/iam.json (and its role) does not grant"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notifier_publishes_alarms_on_moto() {
+    let moto = start_moto();
+    let config = sdk(&moto).await;
+    let counter = CallCounter::new();
+    let notifier = Notifier {
+        topic: "dt/monitoring/alarms".into(),
+        publisher: Recorder::new(IotPublisher {
+            client: aws::iot_client(&config, &moto.url, Some(&counter)),
+        }),
+    };
+    let event: SnsEvent =
+        serde_json::from_str(include_str!("fixtures/sns_cloudwatch_alarm.json")).unwrap();
+    let report = notifier.handle(event).await.unwrap();
+    assert_eq!(report.published.len(), 1);
+    let sent = notifier.publisher.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, "dt/monitoring/alarms");
+    assert_eq!(counter.counts().get("IoT Data Plane.Publish"), Some(&1));
+    assert_granted("notifier", &counter.counts());
 }
 
 /// The batch's states come from one `BatchGetItem`: a device whose stored state is
