@@ -14,8 +14,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use fleet_core::{Incoming, PlanSummary, WorkerConfig, plan};
+use serde::Deserialize;
+use serde::de::{Deserializer, Error as _, MapAccess, Visitor};
 use serde_json::Value;
 use tracing::{error, info, warn};
 
@@ -62,6 +64,86 @@ pub enum WorkerError {
     /// The event is neither an SQS batch nor an envelope.
     #[error("the event is not an SQS batch: {0}")]
     BadEvent(#[from] serde_json::Error),
+}
+
+/// The worker's event, read in one pass from Lambda's JSON: an SQS batch (an object with
+/// `Records`), or a direct IoT Rule invoke (any other object: the envelope itself).
+///
+/// Read straight into this, not through a `serde_json::Value` first: a generic value of a
+/// 500-message batch cost more CPU than the rest of the worker's path (BENCHMARKS.md).
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkerEvent {
+    /// An SQS batch.
+    Sqs(Vec<SqsRecord>),
+    /// A direct invoke: the envelope's JSON text.
+    Direct(Vec<u8>),
+}
+
+/// What the worker reads of an SQS record. The rest (other attributes, message attributes,
+/// digests, the queue's ARN) is skipped, not stored.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct SqsRecord {
+    /// The message id: what `batchItemFailures` names.
+    #[serde(rename = "messageId")]
+    pub message_id: Option<String>,
+    /// The body: the IoT Rule's envelope.
+    pub body: Option<String>,
+    /// `attributes.SentTimestamp` (ms, as text): the arrival when the envelope has none.
+    #[serde(default, rename = "attributes", deserialize_with = "sent_timestamp")]
+    pub sent_timestamp: Option<String>,
+}
+
+fn sent_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Attributes {
+        #[serde(rename = "SentTimestamp")]
+        sent_timestamp: Option<String>,
+    }
+    Ok(Option::<Attributes>::deserialize(d)?.and_then(|a| a.sent_timestamp))
+}
+
+impl From<SqsMessage> for SqsRecord {
+    fn from(m: SqsMessage) -> SqsRecord {
+        SqsRecord {
+            sent_timestamp: m.attributes.get("SentTimestamp").cloned(),
+            message_id: m.message_id,
+            body: m.body,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WorkerEvent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<WorkerEvent, D::Error> {
+        struct Event;
+        impl<'de> Visitor<'de> for Event {
+            type Value = WorkerEvent;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an SQS event or an IoT Rule envelope (a JSON object)")
+            }
+
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<WorkerEvent, M::Error> {
+                let mut records = None;
+                // A direct invoke's members, to give the envelope back as text: one small
+                // object, so a generic value costs nothing here.
+                let mut rest = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "Records" {
+                        records = Some(map.next_value::<Vec<SqsRecord>>()?);
+                    } else {
+                        rest.insert(key, map.next_value::<Value>()?);
+                    }
+                }
+                match records {
+                    Some(records) => Ok(WorkerEvent::Sqs(records)),
+                    None => serde_json::to_vec(&Value::Object(rest))
+                        .map(WorkerEvent::Direct)
+                        .map_err(M::Error::custom),
+                }
+            }
+        }
+        d.deserialize_map(Event)
+    }
 }
 
 impl<T: ReadingTable, A: Archive, M: MetricLog> Worker<T, A, M> {
@@ -148,20 +230,28 @@ impl<T: ReadingTable, A: Archive, M: MetricLog> Worker<T, A, M> {
         }
     }
 
-    /// An SQS batch: returns the ids to redeliver as `batchItemFailures`.
+    /// An SQS batch in `aws_lambda_events`' shape: as [`Worker::handle_records`].
     pub async fn handle_sqs(
         &self,
         event: SqsEvent,
         now_ms: u64,
     ) -> Result<SqsBatchResponse, WorkerError> {
-        let messages: Vec<Message> = event
-            .records
+        let records = event.records.into_iter().map(SqsRecord::from).collect();
+        self.handle_records(records, now_ms).await
+    }
+
+    /// An SQS batch: returns the ids to redeliver as `batchItemFailures`.
+    pub async fn handle_records(
+        &self,
+        records: Vec<SqsRecord>,
+        now_ms: u64,
+    ) -> Result<SqsBatchResponse, WorkerError> {
+        let messages: Vec<Message> = records
             .into_iter()
             .enumerate()
             .map(|(i, record)| {
                 let sent_ms = record
-                    .attributes
-                    .get("SentTimestamp")
+                    .sent_timestamp
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(now_ms);
                 // SQS always sends an id; one missing cannot be reported, so it is named
@@ -203,21 +293,19 @@ impl<T: ReadingTable, A: Archive, M: MetricLog> Worker<T, A, M> {
         }
     }
 
-    /// Either event, told apart by its `Records` member: the response is the SQS batch
-    /// response (empty for a direct invoke).
+    /// Either event: the response is the SQS batch response (empty for a direct invoke).
     pub async fn handle_event(
         &self,
-        event: Value,
+        event: WorkerEvent,
         request_id: &str,
         now_ms: u64,
     ) -> Result<SqsBatchResponse, WorkerError> {
-        if event.get("Records").is_some() {
-            let event: SqsEvent = serde_json::from_value(event)?;
-            self.handle_sqs(event, now_ms).await
-        } else {
-            let body = serde_json::to_vec(&event)?;
-            self.handle_direct(&body, request_id, now_ms).await?;
-            Ok(SqsBatchResponse::default())
+        match event {
+            WorkerEvent::Sqs(records) => self.handle_records(records, now_ms).await,
+            WorkerEvent::Direct(body) => {
+                self.handle_direct(&body, request_id, now_ms).await?;
+                Ok(SqsBatchResponse::default())
+            }
         }
     }
 }

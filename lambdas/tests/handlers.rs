@@ -20,7 +20,7 @@ use fleet_lambdas::ports::{
     Archive, DecisionTable, DeviceRecords, Publisher, ReadingTable, RowsFailed,
 };
 use fleet_lambdas::remediation::{Remediation, StreamReading, readings};
-use fleet_lambdas::worker::Worker;
+use fleet_lambdas::worker::{SqsRecord, Worker, WorkerEvent};
 use fleet_pipeline::{MemoryStore, Pipeline, PipelineConfig, StoreError};
 use serde_json::Value;
 
@@ -252,10 +252,27 @@ async fn a_failed_archive_fails_the_messages_it_holds() {
     assert_eq!(failed, [id(1), id(2), id(5), id(6)]);
 }
 
+/// The binary reads its event straight into `WorkerEvent`: the same records as
+/// `aws_lambda_events`' full SQS shape, and a clear error for an event that is no object.
+#[test]
+fn the_worker_event_reads_what_the_sqs_shape_holds() {
+    let WorkerEvent::Sqs(lean) = serde_json::from_str(SQS).unwrap() else {
+        panic!("an SQS event");
+    };
+    let full: Vec<SqsRecord> = sqs().records.into_iter().map(SqsRecord::from).collect();
+    assert_eq!(lean, full);
+    assert!(lean.iter().all(|r| r.sent_timestamp.is_some()));
+    let err = serde_json::from_str::<WorkerEvent>("[1, 2]").unwrap_err();
+    assert!(err.to_string().contains("a JSON object"), "{err}");
+    let err = serde_json::from_str::<WorkerEvent>(r#"{"Records": 5}"#).unwrap_err();
+    assert!(err.to_string().contains("sequence"), "{err}");
+}
+
 #[tokio::test]
 async fn a_direct_invoke_is_one_message_named_by_the_request() {
     let w = worker();
-    let event: Value = serde_json::from_str(DIRECT).unwrap();
+    let event: WorkerEvent = serde_json::from_str(DIRECT).unwrap();
+    assert!(matches!(event, WorkerEvent::Direct(_)));
     let response = w.handle_event(event, "req-1", NOW).await.unwrap();
     assert!(response.batch_item_failures.is_empty());
     let rows = stored(&w.table);
@@ -281,6 +298,7 @@ async fn a_direct_invoke_is_one_message_named_by_the_request() {
     );
     // A rejected direct message is not an error: a retry would reject it again.
     let bad = serde_json::json!({"payload": "e30=", "topic": "dt/monitoring/1/d-1/telemetry", "received_at": NOW});
+    let bad: WorkerEvent = serde_json::from_value(bad).unwrap();
     assert!(worker().handle_event(bad, "req-3", NOW).await.is_ok());
 }
 
@@ -752,7 +770,7 @@ async fn one_failed_row_of_a_batch_fails_its_record_and_no_neighbour() {
 #[tokio::test]
 async fn a_direct_invoke_may_carry_a_batch() {
     let w = worker();
-    let event: Value = serde_json::from_str(DIRECT_BATCH).unwrap();
+    let event: WorkerEvent = serde_json::from_str(DIRECT_BATCH).unwrap();
     w.handle_event(event, "req-b", NOW).await.unwrap();
     let rows = all_rows(&w.table);
     let seqs: Vec<Option<u64>> = rows.iter().map(|r| r.seq).collect();

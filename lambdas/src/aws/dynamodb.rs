@@ -225,18 +225,29 @@ impl BatchWriter {
             .min(Duration::from_secs(1))
     }
 
-    /// Writes the items; on failure, the indexes of the items not written.
+    /// Writes the items (each copied once into its request: prefer
+    /// [`BatchWriter::write_with`] on a hot path); on failure, the indexes of the items not
+    /// written.
     pub async fn write(&self, items: Vec<Item>) -> Result<(), RowsFailed> {
-        let chunks: Vec<Vec<(usize, Item)>> = {
-            let mut chunks = Vec::new();
-            let mut it = items.into_iter().enumerate().peekable();
-            while it.peek().is_some() {
-                chunks.push(it.by_ref().take(BATCH_LIMIT).collect());
-            }
-            chunks
-        };
+        self.write_with(items.len(), |i| items.get(i).cloned().unwrap_or_default())
+            .await
+    }
+
+    /// Writes items `0..count`, built by `item(i)`: once each on the way out (moved into
+    /// the request, never copied), and again only on a failure path (to find an
+    /// unprocessed item's index, or to write a refused chunk item by item). On failure,
+    /// the indexes of the items not written.
+    pub async fn write_with<F>(&self, count: usize, item: F) -> Result<(), RowsFailed>
+    where
+        F: Fn(usize) -> Item + Sync,
+    {
+        let chunks: Vec<std::ops::Range<usize>> = (0..count)
+            .step_by(BATCH_LIMIT)
+            .map(|start| start..(start + BATCH_LIMIT).min(count))
+            .collect();
+        let item = &item;
         let results: Vec<Result<(), RowsFailed>> = futures_util::stream::iter(chunks)
-            .map(|chunk| self.write_chunk(chunk))
+            .map(|chunk| self.write_chunk(chunk, item))
             .buffer_unordered(self.concurrency.max(1))
             .collect()
             .await;
@@ -254,28 +265,41 @@ impl BatchWriter {
         }
     }
 
-    async fn write_chunk(&self, chunk: Vec<(usize, Item)>) -> Result<(), RowsFailed> {
-        let mut index: HashMap<(String, String), usize> = HashMap::with_capacity(chunk.len());
-        let mut pending: Vec<WriteRequest> = Vec::with_capacity(chunk.len());
-        for (i, item) in chunk {
-            if let Some(k) = key_of(&item) {
-                index.insert(k, i);
-            }
-            let put = PutRequest::builder()
-                .set_item(Some(item))
+    async fn write_chunk<F>(
+        &self,
+        chunk: std::ops::Range<usize>,
+        item: &F,
+    ) -> Result<(), RowsFailed>
+    where
+        F: Fn(usize) -> Item + Sync,
+    {
+        let put = |i: usize| {
+            PutRequest::builder()
+                .set_item(Some(item(i)))
                 .build()
+                .map(|p| WriteRequest::builder().put_request(p).build())
                 .map_err(|e| RowsFailed {
                     failed: BTreeSet::from([i]),
                     source: store_error("build put request", e),
-                })?;
-            pending.push(WriteRequest::builder().put_request(put).build());
-        }
-        let indexes = |requests: &[WriteRequest]| -> BTreeSet<usize> {
-            requests
+                })
+        };
+        let mut pending = chunk.clone().map(put).collect::<Result<Vec<_>, _>>()?;
+        // The indexes of the items in `pending`: the chunk at first, then those DynamoDB
+        // handed back unprocessed (found by key, from items rebuilt for the purpose: a
+        // failure path).
+        let mut in_flight: Vec<usize> = chunk.clone().collect();
+        let indexes_of = |requests: &[WriteRequest]| -> Vec<usize> {
+            let by_key: HashMap<(String, String), usize> = chunk
+                .clone()
+                .filter_map(|i| key_of(&item(i)).map(|k| (k, i)))
+                .collect();
+            let mut found: Vec<usize> = requests
                 .iter()
                 .filter_map(|r| r.put_request().and_then(|p| key_of(p.item())))
-                .filter_map(|k| index.get(&k).copied())
-                .collect()
+                .filter_map(|k| by_key.get(&k).copied())
+                .collect();
+            found.sort_unstable();
+            found
         };
         let mut attempt = 0;
         loop {
@@ -283,7 +307,7 @@ impl BatchWriter {
             let result = self
                 .client
                 .batch_write_item()
-                .request_items(&self.table, pending.clone())
+                .request_items(&self.table, std::mem::take(&mut pending))
                 .send()
                 .await;
             match result {
@@ -295,9 +319,10 @@ impl BatchWriter {
                     if pending.is_empty() {
                         return Ok(());
                     }
+                    in_flight = indexes_of(&pending);
                     if attempt >= self.max_attempts {
                         return Err(RowsFailed {
-                            failed: indexes(&pending),
+                            failed: in_flight.into_iter().collect(),
                             source: StoreError::new(
                                 "write items",
                                 format!(
@@ -309,12 +334,14 @@ impl BatchWriter {
                     }
                     tokio::time::sleep(jitter(self.backoff(attempt))).await;
                 }
-                Err(e) if e.code() == Some("ValidationException") && pending.len() > 1 => {
-                    return self.isolate(pending, &index).await;
+                // The request was refused whole (one bad item refuses all): write its
+                // items one by one, so only the bad ones fail.
+                Err(e) if e.code() == Some("ValidationException") && in_flight.len() > 1 => {
+                    return self.isolate(&in_flight, item).await;
                 }
                 Err(e) => {
                     return Err(RowsFailed {
-                        failed: indexes(&pending),
+                        failed: in_flight.into_iter().collect(),
                         source: store_error("write items", e),
                     });
                 }
@@ -322,28 +349,23 @@ impl BatchWriter {
         }
     }
 
-    /// Writes a refused chunk item by item, so only the bad items fail.
-    async fn isolate(
-        &self,
-        pending: Vec<WriteRequest>,
-        index: &HashMap<(String, String), usize>,
-    ) -> Result<(), RowsFailed> {
+    /// Writes items one by one (`PutItem`), so only the bad ones fail.
+    async fn isolate<F>(&self, indexes: &[usize], item: &F) -> Result<(), RowsFailed>
+    where
+        F: Fn(usize) -> Item + Sync,
+    {
         let mut failed = BTreeSet::new();
         let mut first = None;
-        for request in pending {
-            let Some(item) = request.put_request.map(|p| p.item) else {
-                continue;
-            };
-            let i = key_of(&item).and_then(|k| index.get(&k).copied());
+        for &i in indexes {
             let result = self
                 .client
                 .put_item()
                 .table_name(&self.table)
-                .set_item(Some(item))
+                .set_item(Some(item(i)))
                 .send()
                 .await;
             if let Err(e) = result {
-                failed.extend(i);
+                failed.insert(i);
                 first.get_or_insert_with(|| store_error("write item", e));
             }
         }
@@ -364,7 +386,9 @@ pub struct DynamoReadings {
 impl ReadingTable for DynamoReadings {
     async fn put_rows(&self, rows: &[ReadingRow]) -> Result<(), RowsFailed> {
         self.writer
-            .write(rows.iter().map(reading_item).collect())
+            .write_with(rows.len(), |i| {
+                rows.get(i).map(reading_item).unwrap_or_default()
+            })
             .await
     }
 }

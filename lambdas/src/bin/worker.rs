@@ -9,10 +9,9 @@ use fleet_lambdas::aws::dynamodb::{BatchWriter, DynamoReadings};
 use fleet_lambdas::aws::s3::S3Archive;
 use fleet_lambdas::aws::stdout::StdoutMetrics;
 use fleet_lambdas::config::{self, ProcessEnv, WorkerSettings};
-use fleet_lambdas::worker::Worker;
+use fleet_lambdas::worker::{Worker, WorkerEvent};
 use fleet_lambdas::{aws, logging, now_ms};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -31,10 +30,12 @@ async fn main() -> Result<(), Error> {
         metrics: StdoutMetrics,
     };
     let worker = &worker;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        worker
-            .handle_event(event.payload, &event.context.request_id, now_ms())
-            .await
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<WorkerEvent>| async move {
+            worker
+                .handle_event(event.payload, &event.context.request_id, now_ms())
+                .await
+        },
+    ))
     .await
 }

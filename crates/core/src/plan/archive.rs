@@ -52,6 +52,21 @@ fn fnv1a(ids: &[&str]) -> u64 {
     h
 }
 
+/// An NDJSON body of `items`, each serialized straight into the body as one line.
+pub(crate) fn ndjson_of<T: serde::Serialize>(items: impl Iterator<Item = T>) -> String {
+    let mut body = Vec::new();
+    for item in items {
+        let start = body.len();
+        match serde_json::to_writer(&mut body, &item) {
+            Ok(()) => body.push(b'\n'),
+            // Cannot happen for plain data; should it, no half line is left behind.
+            Err(_) => body.truncate(start),
+        }
+    }
+    // serde_json writes UTF-8 only.
+    String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 /// An NDJSON body from lines.
 pub(crate) fn ndjson(lines: impl Iterator<Item = String>) -> String {
     let mut body = String::new();

@@ -240,7 +240,7 @@ pub fn plan(cfg: &WorkerConfig, batch: &[Incoming<'_>]) -> Plan {
     let archive = (!rows.is_empty()).then(|| {
         archive_of(
             "readings",
-            archive::ndjson(rows.iter().map(ReadingRow::to_json_line)),
+            archive::ndjson_of(rows.iter().map(ReadingRow::archive_line)),
         )
     });
     let rejected_archive = (!rejected.is_empty()).then(|| {

@@ -1,10 +1,8 @@
 //! The table row of one accepted reading (§4.4).
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::id::{BuildingId, DeviceId};
-use crate::payload::json_object;
 use crate::policy::Reading;
 
 /// One accepted reading, as stored in the readings table.
@@ -76,18 +74,40 @@ impl ReadingRow {
 
     /// The normalized reading as one JSON line (for the NDJSON archive).
     pub fn to_json_line(&self) -> String {
-        json_object(&[
-            ("device", Value::from(self.device.as_str())),
-            ("building", Value::from(self.building.as_str())),
-            ("seq", self.seq.map_or(Value::Null, Value::from)),
-            ("ts", self.ts.map_or(Value::Null, Value::from)),
-            ("received_ms", Value::from(self.received_ms)),
-            ("temperature", Value::from(self.temperature)),
-            ("humidity", Value::from(self.humidity)),
-            ("legacy", Value::from(self.legacy)),
-            ("source_id", Value::from(self.source_id.as_str())),
-        ])
+        // Strings, integers, floats (non-finite ones as null) and booleans always serialize.
+        serde_json::to_string(&self.archive_line()).unwrap_or_default()
     }
+
+    /// What the archive keeps of the row: the reading and where it came from, in this
+    /// order (the table's sort key and TTL are the table's business). Serialized straight
+    /// into the batch's object: no intermediate value or line per reading.
+    pub(crate) fn archive_line(&self) -> ArchiveLine<'_> {
+        ArchiveLine {
+            device: self.device.as_str(),
+            building: self.building.as_str(),
+            seq: self.seq,
+            ts: self.ts,
+            received_ms: self.received_ms,
+            temperature: self.temperature,
+            humidity: self.humidity,
+            legacy: self.legacy,
+            source_id: &self.source_id,
+        }
+    }
+}
+
+/// One reading's line in the NDJSON archive (see [`ReadingRow::archive_line`]).
+#[derive(Serialize)]
+pub(crate) struct ArchiveLine<'a> {
+    device: &'a str,
+    building: &'a str,
+    seq: Option<u64>,
+    ts: Option<u64>,
+    received_ms: u64,
+    temperature: f64,
+    humidity: f64,
+    legacy: bool,
+    source_id: &'a str,
 }
 
 #[cfg(test)]
@@ -108,5 +128,32 @@ mod tests {
             ReadingRow::sort_key(Some(1), Some(5), 0, ""),
             "0000000000005#0000000001"
         );
+    }
+
+    #[test]
+    fn archive_lines_keep_their_fields_in_order() {
+        let mut row = ReadingRow {
+            device: "d-0001".try_into().unwrap(),
+            sort_key: "1764230400123#0000000042".into(),
+            building: "1".try_into().unwrap(),
+            seq: Some(42),
+            ts: Some(1_764_230_400_123),
+            received_ms: 1_764_230_400_200,
+            temperature: 27.35,
+            humidity: 61.0,
+            legacy: false,
+            ttl: 1_764_316_800,
+            source_id: "m-\"1\"".into(),
+        };
+        assert_eq!(
+            row.to_json_line(),
+            r#"{"device":"d-0001","building":"1","seq":42,"ts":1764230400123,"received_ms":1764230400200,"temperature":27.35,"humidity":61.0,"legacy":false,"source_id":"m-\"1\""}"#
+        );
+        row.seq = None;
+        row.humidity = f64::NAN;
+        let body =
+            crate::plan::archive::ndjson_of([row.archive_line(), row.archive_line()].into_iter());
+        let line = r#"{"device":"d-0001","building":"1","seq":null,"ts":1764230400123,"received_ms":1764230400200,"temperature":27.35,"humidity":null,"legacy":false,"source_id":"m-\"1\""}"#;
+        assert_eq!(body, format!("{line}\n{line}\n"));
     }
 }
