@@ -383,11 +383,7 @@ fn sink() -> Result<String, Error> {
                          ETag: \"0\"\r\nContent-Length: {}\r\n\r\n",
                         body.len()
                     );
-                    if writer
-                        .write_all(head.as_bytes())
-                        .and_then(|()| writer.write_all(body.as_bytes()))
-                        .is_err()
-                    {
+                    if respond(&mut writer, &head, body).is_err() {
                         return;
                     }
                 }
@@ -395,6 +391,13 @@ fn sink() -> Result<String, Error> {
         }
     });
     Ok(url)
+}
+
+/// Writes an HTTP response: its head (status line and headers, blank line included), then
+/// its body.
+fn respond(writer: &mut TcpStream, head: &str, body: &str) -> std::io::Result<()> {
+    writer.write_all(head.as_bytes())?;
+    writer.write_all(body.as_bytes())
 }
 
 fn read_request(
@@ -464,11 +467,7 @@ fn serve(
                      Content-Length: {}\r\n\r\n",
                     fixture.len()
                 );
-                if writer
-                    .write_all(head.as_bytes())
-                    .and_then(|()| writer.write_all(fixture.as_bytes()))
-                    .is_err()
-                {
+                if respond(&mut writer, &head, fixture).is_err() {
                     return;
                 }
             } else {

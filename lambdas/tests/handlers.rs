@@ -303,12 +303,20 @@ async fn a_direct_invoke_is_one_message_named_by_the_request() {
 }
 
 fn remediation<P: Publisher>(publisher: P, enabled: bool) -> Remediation<MemoryDecisions, P> {
+    remediation_on(MemoryDecisions::default(), publisher, enabled)
+}
+
+fn remediation_on<D: DecisionTable, P: Publisher>(
+    table: D,
+    publisher: P,
+    enabled: bool,
+) -> Remediation<D, P> {
     Remediation {
         policy: PolicyConfig {
             enabled,
             ..PolicyConfig::default()
         },
-        table: MemoryDecisions::default(),
+        table,
         publisher,
         record_routine: false,
     }
@@ -467,15 +475,11 @@ fn failed_ids(response: &aws_lambda_events::event::streams::DynamoDbEventRespons
 
 #[tokio::test]
 async fn an_unread_state_fails_that_devices_records_and_sends_nothing_for_it() {
-    let r = Remediation {
-        policy: PolicyConfig::default(),
-        table: FlakyDecisions {
-            read: Some("d-0001"),
-            ..FlakyDecisions::default()
-        },
-        publisher: Recorder::new(Discard),
-        record_routine: false,
+    let table = FlakyDecisions {
+        read: Some("d-0001"),
+        ..FlakyDecisions::default()
     };
+    let r = remediation_on(table, Recorder::new(Discard), true);
     let (response, report) = r.handle_event(stream(), NOW).await;
     assert_eq!(
         failed_ids(&response),
@@ -496,15 +500,11 @@ async fn an_unread_state_fails_that_devices_records_and_sends_nothing_for_it() {
 
 #[tokio::test]
 async fn an_unrecorded_device_fails_its_records_after_its_commands_went_out() {
-    let r = Remediation {
-        policy: PolicyConfig::default(),
-        table: FlakyDecisions {
-            record: Some("d-0002"),
-            ..FlakyDecisions::default()
-        },
-        publisher: Recorder::new(Discard),
-        record_routine: false,
+    let table = FlakyDecisions {
+        record: Some("d-0002"),
+        ..FlakyDecisions::default()
     };
+    let r = remediation_on(table, Recorder::new(Discard), true);
     let (response, report) = r.handle_event(stream(), NOW).await;
     assert_eq!(failed_ids(&response), ["100000000000000000004"]);
     // Its command left (and is reported); redelivery sends it again with the same id.
