@@ -670,20 +670,26 @@ fn per_reading_through(
 ) -> Result<(), Error> {
     let (u0, s0) = thread_cpu_times()?;
     let wall = Instant::now();
+    let mut per_round = Vec::with_capacity(rounds);
     for r in 0..rounds {
+        let before = Instant::now();
         round(r)?;
+        per_round.push(before.elapsed());
     }
     let wall = wall.elapsed();
     let (u1, s1) = thread_cpu_times()?;
     let n = (rounds * readings) as f64;
     let us = |d: Duration| d.as_secs_f64() * 1e6 / n;
+    let (median, _) = median_max(per_round);
     println!(
         "{path} path through the AWS adapters to {what}, {rounds} batches of {readings} readings: \
-         CPU {:.2} µs/reading (user {:.2}, system {:.2}; the server's not counted), wall {:.2} µs/reading",
+         CPU {:.2} µs/reading (user {:.2}, system {:.2}; the server's not counted), wall {:.2} \
+         µs/reading; per round, wall median {:.2} µs/reading",
         us((u1 - u0) + (s1 - s0)),
         us(u1 - u0),
         us(s1 - s0),
         us(wall),
+        median * 1e3 / readings as f64,
     );
     Ok(())
 }

@@ -65,9 +65,10 @@ pub struct DeviceRecords<'a> {
 
 /// Per-device remediation state and the decision log (the original's remediation table).
 ///
-/// Both calls take a whole batch's devices at once, so a batch costs two table round trips
-/// however many devices it holds (on DynamoDB: `BatchGetItem` and `BatchWriteItem`, and one
-/// connection at a cold start instead of one per device), and both answer per device.
+/// Both calls take a whole batch's devices at once, so a batch costs the same few table
+/// round trips however many devices it holds (on DynamoDB: one `BatchGetItem`, then
+/// `BatchWriteItem` for the decisions and, after them, the states; one connection at a
+/// cold start instead of one per device), and both answer per device.
 pub trait DecisionTable: Sync {
     /// The states of `devices` (distinct), in the same order: the default state for a
     /// device never seen, an error for one whose state could not be read.

@@ -4,8 +4,9 @@
 //! A batch takes three steps whatever its size: read the states of all its devices at once;
 //! per device (concurrently), run [`decide`] on each new reading in stream order and publish
 //! the commands in order; then record, at once, the decisions and next states of every
-//! device whose commands all went out. At a cold start that is three round trips, not three
-//! per device, and one table connection instead of one per device.
+//! device whose commands all went out (decisions before states: a state marks readings
+//! seen). The round trips are per batch, not per device, and so is the table connection at
+//! a cold start.
 //!
 //! Commands go out *before* the state is recorded: if recording fails, the records are
 //! redelivered and the same commands (same ids: receivers deduplicate) go out again; the

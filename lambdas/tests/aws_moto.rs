@@ -374,10 +374,11 @@ async fn the_adapters_store_archive_decide_and_publish_on_moto() {
         "one state item per device"
     );
     let remediation_calls = s.counter.counts();
-    // The batch's three devices cost one state read and one write call, not one each.
+    // The batch's three devices cost one state read and two write calls (the decisions,
+    // then the states held back behind them), not some each.
     assert_eq!(remediation_calls.get("DynamoDB.BatchGetItem"), Some(&1));
     assert_eq!(remediation_calls.get("DynamoDB.GetItem"), None);
-    assert_eq!(remediation_calls.get("DynamoDB.BatchWriteItem"), Some(&1));
+    assert_eq!(remediation_calls.get("DynamoDB.BatchWriteItem"), Some(&2));
     assert_eq!(
         s.counter.items().get("DynamoDB.BatchWriteItem"),
         Some(&(report.recorded as u64 + 3)),
@@ -529,6 +530,69 @@ async fn unreadable_states_fail_their_devices_on_moto() {
     let (response, report) = missing.handle_event(event, NOW).await;
     assert_eq!(response.batch_item_failures.len(), records);
     assert!(report.published.is_empty() && missing.publisher.sent().is_empty());
+}
+
+/// A device's state is written only after its decisions: when a decision item is refused
+/// (here its key is over DynamoDB's 1024 bytes), the device fails, its state stays unwritten
+/// (a redelivery decides again instead of skipping its readings as seen), and the other
+/// devices are recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_never_lands_before_its_decisions_on_moto() {
+    let s = stack().await;
+    let event: SqsEvent = serde_json::from_str(SQS).unwrap();
+    s.worker.handle_sqs(event, NOW).await.unwrap();
+    let mut items = scan(&s.dynamodb, READINGS).await;
+    // d-0001's second reading, whose decision (cool) is kept: give it a key its decision
+    // item cannot have.
+    let long_sk = format!("1764230400600#{}", "9".repeat(1100));
+    let cooled = items
+        .iter_mut()
+        .find(|i| {
+            i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str)
+                == Some("1764230400600#0000000002")
+        })
+        .expect("d-0001's second reading");
+    cooled.insert("sk".to_owned(), AttributeValue::S(long_sk));
+    let event = insert_event(items);
+    let d1: Vec<String> = event
+        .records
+        .iter()
+        .filter(|r| {
+            fleet_lambdas::remediation::row_from_image(r.change.new_image.clone())
+                .is_ok_and(|row| row.device.as_str() == "d-0001")
+        })
+        .filter_map(|r| r.change.sequence_number.clone())
+        .collect();
+    let (response, report) = s.remediation.handle_event(event, NOW).await;
+    let mut failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .filter_map(|f| f.item_identifier.as_deref())
+        .collect();
+    failed.sort_unstable();
+    assert_eq!(failed, d1.iter().map(String::as_str).collect::<Vec<_>>());
+    // Its command went out before recording (a redelivery sends it again, same id).
+    assert!(
+        report
+            .published
+            .iter()
+            .any(|p| p.topic.to_string() == "cmd/monitoring/1/d-0001/remediation")
+    );
+    let decisions = scan(&s.dynamodb, DECISIONS).await;
+    let states: Vec<&str> = decisions
+        .iter()
+        .filter(|i| i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("state"))
+        .filter_map(|i| {
+            i.get("device")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+        })
+        .collect();
+    assert!(!states.contains(&"d-0001"), "{states:?}");
+    assert!(
+        states.contains(&"d-0002") && states.contains(&"381938912"),
+        "{states:?}"
+    );
 }
 
 /// What one scenario of [`api_calls_per_thousand_readings`] came to.

@@ -401,6 +401,23 @@ pub struct DynamoDecisions {
 }
 
 impl DynamoDecisions {
+    /// Writes one pass of [`DecisionTable::record`]: `items` and the device (index) each
+    /// belongs to; adds the devices of items not written to `failed`.
+    async fn write_pass(
+        &self,
+        (items, owner): (Vec<Item>, Vec<usize>),
+        failed: &mut BTreeSet<usize>,
+        first: &mut Option<StoreError>,
+    ) {
+        if items.is_empty() {
+            return;
+        }
+        if let Err(e) = self.writer.write(items).await {
+            failed.extend(e.failed.iter().filter_map(|&item| owner.get(item).copied()));
+            first.get_or_insert(e.source);
+        }
+    }
+
     /// One `BatchGetItem` chunk of state keys (`(index, device)`), `UnprocessedKeys` retried
     /// like the writer's unprocessed items. Answers per device of the chunk.
     async fn read_states(
@@ -511,29 +528,41 @@ impl DecisionTable for DynamoDecisions {
         answers.into_iter().map(|(_, state)| state).collect()
     }
 
+    /// Two passes when some device has decisions to keep: first every decision item (and
+    /// the state of devices with none), then the states of the devices whose decisions were
+    /// all written. A state marks its readings seen, so it must not land before their
+    /// decisions: `BatchWriteItem` is not atomic, and a redelivery would skip readings
+    /// already marked seen, losing their decision rows.
     async fn record(&self, devices: &[DeviceRecords<'_>], now_ms: u64) -> Result<(), RowsFailed> {
-        // Which device each item belongs to, to answer per device.
-        let mut owner = Vec::new();
-        let mut items = Vec::new();
         let mut failed = BTreeSet::new();
         let mut first = None;
+        // Items of a pass, and the device (index) each belongs to, to answer per device.
+        let mut first_pass: (Vec<Item>, Vec<usize>) = (Vec::new(), Vec::new());
+        let mut states_after: Vec<(usize, Item)> = Vec::new();
         for (i, d) in devices.iter().enumerate() {
-            match state_item(d.device, d.next, now_ms) {
-                Ok(state) => {
-                    items.extend(d.decisions.iter().map(decision_item));
-                    items.push(state);
-                    owner.resize(items.len(), i);
-                }
+            let state = match state_item(d.device, d.next, now_ms) {
+                Ok(state) => state,
                 Err(e) => {
                     failed.insert(i);
                     first.get_or_insert(StoreError::new("record decisions", e));
+                    continue;
                 }
+            };
+            if d.decisions.is_empty() {
+                first_pass.0.push(state);
+            } else {
+                first_pass.0.extend(d.decisions.iter().map(decision_item));
+                states_after.push((i, state));
             }
+            first_pass.1.resize(first_pass.0.len(), i);
         }
-        if let Err(e) = self.writer.write(items).await {
-            failed.extend(e.failed.iter().filter_map(|&item| owner.get(item).copied()));
-            first.get_or_insert(e.source);
-        }
+        self.write_pass(first_pass, &mut failed, &mut first).await;
+        let held_back = states_after
+            .into_iter()
+            .filter(|(i, _)| !failed.contains(i))
+            .map(|(i, state)| (state, i))
+            .unzip();
+        self.write_pass(held_back, &mut failed, &mut first).await;
         match first {
             None => Ok(()),
             Some(source) => Err(RowsFailed { failed, source }),
