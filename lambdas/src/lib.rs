@@ -32,7 +32,7 @@
 /// The allocator of every binary linking this crate (the three functions, their tests and
 /// the bench): mimalloc. With glibc's malloc, allocating and freeing was about a third of
 /// the worker's CPU per reading (the SDK's requests and DynamoDB items are maps of many
-/// small strings); mimalloc took the worker from 12.5 to 8–9 µs per reading, SDK included
+/// small strings); mimalloc took the worker from 12.5 to 8–9.6 µs per reading, SDK included
 /// (BENCHMARKS.md, Lambdas).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
