@@ -145,7 +145,19 @@ impl<D: DecisionTable, P: Publisher> Remediation<D, P> {
             by_device.entry(r.row.device.clone()).or_default().push(r);
         }
         let devices: Vec<DeviceId> = by_device.keys().cloned().collect();
-        let states = self.table.device_states(&devices).await;
+        // One answer per device; should a table give fewer, the devices left over fail
+        // (and are redelivered) instead of dropping out of the batch unseen.
+        let states =
+            self.table
+                .device_states(&devices)
+                .await
+                .into_iter()
+                .chain(std::iter::repeat_with(|| {
+                    Err(StoreError::new(
+                        "read device states",
+                        "no answer for the device",
+                    ))
+                }));
         let outcomes: Vec<Outcome> = futures_util::stream::iter(by_device.into_iter().zip(states))
             .map(|((device, readings), state)| async move {
                 let result = match state {

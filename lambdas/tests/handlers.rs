@@ -426,12 +426,14 @@ async fn a_failed_publish_fails_that_devices_records_only() {
     );
 }
 
-/// The in-memory table, failing one device's state read or its record.
+/// The in-memory table, failing one device's state read or its record, or answering for
+/// only the first `answers` devices.
 #[derive(Default)]
 struct FlakyDecisions {
     inner: MemoryDecisions,
     read: Option<&'static str>,
     record: Option<&'static str>,
+    answers: Option<usize>,
 }
 
 impl DecisionTable for FlakyDecisions {
@@ -445,6 +447,7 @@ impl DecisionTable for FlakyDecisions {
                 ));
             }
         }
+        states.truncate(self.answers.unwrap_or(usize::MAX));
         states
     }
 
@@ -496,6 +499,28 @@ async fn an_unread_state_fails_that_devices_records_and_sends_nothing_for_it() {
     assert!(r.table.inner.state(&"d-0001".try_into().unwrap()).is_none());
     assert!(r.table.inner.state(&"d-0002".try_into().unwrap()).is_some());
     assert_eq!(report.decisions.len(), 2, "the other devices were decided");
+}
+
+#[tokio::test]
+async fn devices_a_table_gives_no_state_for_fail_instead_of_vanishing() {
+    // Devices in key order: "381938912", "d-0001", "d-0002"; the table answers for one.
+    let table = FlakyDecisions {
+        answers: Some(1),
+        ..FlakyDecisions::default()
+    };
+    let r = remediation_on(table, Recorder::new(Discard), true);
+    let (response, report) = r.handle_event(stream(), NOW).await;
+    assert_eq!(
+        failed_ids(&response),
+        [
+            "100000000000000000001",
+            "100000000000000000002",
+            "100000000000000000004"
+        ]
+    );
+    let topics: Vec<String> = r.publisher.sent().into_iter().map(|(t, _)| t).collect();
+    assert_eq!(topics, ["monitoring-device/remediation-1"]);
+    assert_eq!(report.decisions.len(), 1);
 }
 
 #[tokio::test]
