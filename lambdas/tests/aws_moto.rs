@@ -19,6 +19,7 @@ use aws_credential_types::Credentials;
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::sns::SnsEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType, StreamSpecification, StreamViewType,
@@ -266,6 +267,37 @@ fn failures(ids: &[aws_lambda_events::event::sqs::BatchItemFailure]) -> Vec<&str
     ids.iter().map(|f| f.item_identifier.as_str()).collect()
 }
 
+/// The stream records remediation asks to redeliver, in sequence order.
+fn stream_failures(response: &DynamoDbEventResponse) -> Vec<&str> {
+    let mut ids: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .filter_map(|f| f.item_identifier.as_deref())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// A string attribute of an item.
+fn attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+/// The sequence numbers of `device`'s records in a stream event.
+fn sequence_numbers(event: &StreamEvent, device: &str) -> Vec<String> {
+    event
+        .records
+        .iter()
+        .filter(|r| {
+            fleet_lambdas::remediation::row_from_image(r.change.new_image.clone())
+                .is_ok_and(|row| row.device.as_str() == device)
+        })
+        .filter_map(|r| r.change.sequence_number.clone())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_adapters_store_archive_decide_and_publish_on_moto() {
     let s = stack().await;
@@ -346,30 +378,17 @@ async fn the_adapters_store_archive_decide_and_publish_on_moto() {
     assert!(topics.contains(&"cmd/monitoring/1/d-0001/remediation"));
     assert!(topics.contains(&"monitoring-device/remediation-1"));
     let decisions = scan(&s.dynamodb, DECISIONS).await;
-    let sk = |i: &Item| {
-        i.get("sk")
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_default()
-    };
     let cool = decisions
         .iter()
-        .find(|i| sk(i) == "d#1764230400600#0000000002")
+        .find(|i| attr(i, "sk") == Some("d#1764230400600#0000000002"))
         .expect("the cool decision");
+    assert_eq!(attr(cool, "reason"), Some("above_band_rising"));
+    assert_eq!(attr(cool, "action"), Some("cool"));
     assert_eq!(
-        cool.get("reason")
-            .and_then(|v| v.as_s().ok())
-            .map(String::as_str),
-        Some("above_band_rising")
-    );
-    assert_eq!(
-        cool.get("action")
-            .and_then(|v| v.as_s().ok())
-            .map(String::as_str),
-        Some("cool")
-    );
-    assert_eq!(
-        decisions.iter().filter(|i| sk(i) == "state").count(),
+        decisions
+            .iter()
+            .filter(|i| attr(i, "sk") == Some("state"))
+            .count(),
         3,
         "one state item per device"
     );
@@ -471,24 +490,11 @@ async fn unreadable_states_fail_their_devices_on_moto() {
         .await
         .unwrap();
     let event = insert_event(items.clone());
-    let d2: Vec<String> = event
-        .records
-        .iter()
-        .filter(|r| {
-            fleet_lambdas::remediation::row_from_image(r.change.new_image.clone())
-                .is_ok_and(|row| row.device.as_str() == "d-0002")
-        })
-        .filter_map(|r| r.change.sequence_number.clone())
-        .collect();
+    let d2 = sequence_numbers(&event, "d-0002");
     assert_eq!(d2.len(), 1);
     s.counter.reset();
     let (response, report) = s.remediation.handle_event(event, NOW).await;
-    let failed: Vec<&str> = response
-        .batch_item_failures
-        .iter()
-        .filter_map(|f| f.item_identifier.as_deref())
-        .collect();
-    assert_eq!(failed, [d2[0].as_str()]);
+    assert_eq!(stream_failures(&response), [d2[0].as_str()]);
     assert!(
         report
             .published
@@ -500,14 +506,8 @@ async fn unreadable_states_fail_their_devices_on_moto() {
     let state_of = |device: &str| {
         states
             .iter()
-            .find(|i| {
-                i.get("device")
-                    .and_then(|v| v.as_s().ok())
-                    .map(String::as_str)
-                    == Some(device)
-                    && i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("state")
-            })
-            .and_then(|i| i.get("state").and_then(|v| v.as_s().ok()).cloned())
+            .find(|i| attr(i, "device") == Some(device) && attr(i, "sk") == Some("state"))
+            .and_then(|i| attr(i, "state"))
     };
     assert_eq!(
         state_of("d-0002").as_deref(),
@@ -547,30 +547,13 @@ async fn a_state_never_lands_before_its_decisions_on_moto() {
     let long_sk = format!("1764230400600#{}", "9".repeat(1100));
     let cooled = items
         .iter_mut()
-        .find(|i| {
-            i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str)
-                == Some("1764230400600#0000000002")
-        })
+        .find(|i| attr(i, "sk") == Some("1764230400600#0000000002"))
         .expect("d-0001's second reading");
     cooled.insert("sk".to_owned(), AttributeValue::S(long_sk));
     let event = insert_event(items);
-    let d1: Vec<String> = event
-        .records
-        .iter()
-        .filter(|r| {
-            fleet_lambdas::remediation::row_from_image(r.change.new_image.clone())
-                .is_ok_and(|row| row.device.as_str() == "d-0001")
-        })
-        .filter_map(|r| r.change.sequence_number.clone())
-        .collect();
+    let d1 = sequence_numbers(&event, "d-0001");
     let (response, report) = s.remediation.handle_event(event, NOW).await;
-    let mut failed: Vec<&str> = response
-        .batch_item_failures
-        .iter()
-        .filter_map(|f| f.item_identifier.as_deref())
-        .collect();
-    failed.sort_unstable();
-    assert_eq!(failed, d1.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(stream_failures(&response), d1);
     // Its command went out before recording (a redelivery sends it again, same id).
     assert!(
         report
@@ -581,12 +564,8 @@ async fn a_state_never_lands_before_its_decisions_on_moto() {
     let decisions = scan(&s.dynamodb, DECISIONS).await;
     let states: Vec<&str> = decisions
         .iter()
-        .filter(|i| i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("state"))
-        .filter_map(|i| {
-            i.get("device")
-                .and_then(|v| v.as_s().ok())
-                .map(String::as_str)
-        })
+        .filter(|i| attr(i, "sk") == Some("state"))
+        .filter_map(|i| attr(i, "device"))
         .collect();
     assert!(!states.contains(&"d-0001"), "{states:?}");
     assert!(
