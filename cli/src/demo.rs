@@ -202,6 +202,8 @@ pub fn run(args: &DemoArgs) -> Result<()> {
                 payload: payload.as_bytes(),
                 received_ms: now,
                 source_id: id,
+                // One process simulates both sides: no identities to check.
+                publisher: &fleet_core::Publisher::Unbound,
             })
             .collect();
         let outcome = pipeline

@@ -110,6 +110,7 @@ fn incoming(chunk: &[Message]) -> Vec<Incoming<'_>> {
             payload: m.payload.as_bytes(),
             received_ms: m.received_ms,
             source_id: &m.id,
+            publisher: &fleet_core::Publisher::Unbound,
         })
         .collect()
 }

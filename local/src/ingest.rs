@@ -159,6 +159,7 @@ impl IngestThread {
                 payload: &m.payload,
                 received_ms: m.received_ms,
                 source_id: &m.source_id,
+                publisher: &m.publisher,
             })
             .collect();
         let started = Instant::now();

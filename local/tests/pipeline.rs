@@ -54,6 +54,7 @@ where
             payload: payload.as_bytes(),
             received_ms: now,
             source_id: id,
+            publisher: &fleet_core::Publisher::Unbound,
         })
         .collect();
     p.ingest(s, &batch, now)

@@ -14,6 +14,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{debug, info};
 
+use crate::auth::{self, Refusals};
 use crate::config::BrokerConfig;
 use crate::connection::{self, now_ms};
 use crate::ingest::{IngestSink, Ingested, ShuttingDown};
@@ -79,8 +80,10 @@ pub struct BrokerStats {
     pub delivered: u64,
     /// PUBLISH packets written to subscribers.
     pub sent: u64,
-    /// Deliveries dropped because a subscriber's queue was full.
+    /// QoS 0 deliveries dropped because a subscriber's queue was full.
     pub dropped: u64,
+    /// Subscribers disconnected because a QoS 1 delivery found their queue full.
+    pub slow_consumers: u64,
     /// Connections that ended on an error (malformed data, protocol, keep-alive, I/O).
     pub errors: u64,
 }
@@ -94,6 +97,7 @@ pub(crate) struct Counters {
     pub(crate) delivered: AtomicU64,
     pub(crate) sent: AtomicU64,
     pub(crate) dropped: AtomicU64,
+    pub(crate) slow_consumers: AtomicU64,
     pub(crate) errors: AtomicU64,
 }
 
@@ -106,6 +110,8 @@ pub(crate) struct Shared {
     /// connection ends the application's receiver sees the end of the stream.
     ingest: Mutex<Option<IngestSink>>,
     pub(crate) stats: Counters,
+    /// Refused connects, publishes and subscriptions, per reason.
+    pub(crate) refusals: Refusals,
     /// Start time, ms: makes source ids unique across restarts.
     pub(crate) start_ms: u64,
     pub(crate) next_conn: AtomicU64,
@@ -132,6 +138,7 @@ impl Shared {
         let delivery = self.router().route(topic, payload, qos);
         self.stats.delivered.fetch_add(delivery.delivered, Relaxed);
         self.stats.dropped.fetch_add(delivery.dropped, Relaxed);
+        // The disconnected subscribers count themselves as they leave (`slow_consumers`).
         delivery.delivered
     }
 }
@@ -188,6 +195,7 @@ impl Broker {
             config,
             ingest: Mutex::new(ingest),
             stats: Counters::default(),
+            refusals: Refusals::default(),
             start_ms: now_ms(),
             next_conn: AtomicU64::new(1),
         });
@@ -257,8 +265,8 @@ async fn accept_loop(
         let tls = tls.clone();
         tokio::spawn(async move {
             let timeout = shared.config.connect_timeout;
-            let transport =
-                match tokio::time::timeout(timeout, upgrade(kind, tcp, tls, &shared)).await {
+            let (transport, certificate_name) =
+                match tokio::time::timeout(timeout, upgrade(kind, tcp, peer, tls, &shared)).await {
                     Ok(Ok(t)) => t,
                     Ok(Err(e)) => {
                         debug!(%kind, %peer, error = %e, "handshake failed");
@@ -269,33 +277,45 @@ async fn accept_loop(
                         return;
                     }
                 };
-            connection::serve(shared, transport, peer, shutdown).await;
+            connection::serve(shared, kind, transport, peer, certificate_name, shutdown).await;
         });
     }
 }
 
-/// Turns an accepted TCP connection into the listener's transport.
+/// Turns an accepted TCP connection into the listener's transport, with the verified client
+/// certificate's common name on the TLS listener.
 async fn upgrade(
     kind: ListenerKind,
     tcp: TcpStream,
+    peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     shared: &Shared,
-) -> std::io::Result<Transport> {
+) -> std::io::Result<(Transport, Option<String>)> {
     match (kind, tls) {
         (ListenerKind::Tls, Some(acceptor)) => {
-            Ok(Transport::Stream(Box::new(acceptor.accept(tcp).await?)))
+            let stream = acceptor.accept(tcp).await?;
+            // The handshake verified the chain against the CA; its leaf names the device.
+            let name = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(|leaf| auth::common_name(leaf));
+            Ok((Transport::Stream(Box::new(stream)), name))
         }
         (ListenerKind::WebSocket, _) => {
             let mut ws_config = WebSocketConfig::default();
             ws_config.max_message_size = Some(shared.config.max_payload_size + 4096);
             ws_config.max_frame_size = Some(shared.config.max_payload_size + 4096);
-            let ws =
-                tokio_tungstenite::accept_hdr_async_with_config(tcp, ws_handshake, Some(ws_config))
-                    .await
-                    .map_err(std::io::Error::other)?;
-            Ok(Transport::Ws(Box::new(ws)))
+            let origins = shared.config.allowed_origins.clone();
+            let check =
+                |req: &_, resp| ws_handshake(req, resp, origins.as_deref(), &shared.refusals, peer);
+            let ws = tokio_tungstenite::accept_hdr_async_with_config(tcp, check, Some(ws_config))
+                .await
+                .map_err(std::io::Error::other)?;
+            Ok((Transport::Ws(Box::new(ws)), None))
         }
-        _ => Ok(Transport::Stream(Box::new(tcp))),
+        _ => Ok((Transport::Stream(Box::new(tcp)), None)),
     }
 }
 
@@ -396,7 +416,13 @@ impl Publisher {
             delivered: c.delivered.load(Relaxed),
             sent: c.sent.load(Relaxed),
             dropped: c.dropped.load(Relaxed),
+            slow_consumers: c.slow_consumers.load(Relaxed),
             errors: c.errors.load(Relaxed),
         }
+    }
+
+    /// Refusals since start: `(action, reason, count)` for every reason, zeros included.
+    pub fn refusals(&self) -> Vec<(fleet_core::access::Action, fleet_core::access::Reason, u64)> {
+        self.shared.refusals.snapshot()
     }
 }

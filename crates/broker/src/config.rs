@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::Authenticator;
+
 /// Where to listen and how much to accept.
 #[derive(Clone)]
 pub struct BrokerConfig {
@@ -18,11 +20,21 @@ pub struct BrokerConfig {
     pub max_payload_size: usize,
     /// How long a new connection may take to send CONNECT.
     pub connect_timeout: Duration,
-    /// Messages waiting for one subscriber before further ones to it are dropped (and
-    /// counted): a slow subscriber must not stall everyone else.
+    /// Messages waiting for one subscriber. When its queue is full, a further QoS 0
+    /// message to it is dropped (and counted), and a QoS 1 message disconnects it (and is
+    /// counted), as mosquitto's `max_queued_messages` does: a slow subscriber must not
+    /// stall everyone else, and a QoS 1 message is never dropped silently.
     pub outbound_queue: usize,
     /// Telemetry that the application stores before it is acknowledged.
     pub ingest: Option<IngestConfig>,
+    /// Who clients are; `fleet_core::access` then decides what they may do. `None` lets
+    /// every client do anything: for embedding in tests only (the local stack always sets
+    /// one).
+    pub authenticator: Option<Arc<dyn Authenticator>>,
+    /// The web origins (`http://127.0.0.1:8080`) whose pages may open the WebSocket
+    /// listener; an upgrade without an `Origin` is not from a page and is let through to
+    /// its credential check. `None`: any origin (tests only).
+    pub allowed_origins: Option<Arc<[String]>>,
 }
 
 impl std::fmt::Debug for BrokerConfig {
@@ -35,6 +47,8 @@ impl std::fmt::Debug for BrokerConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("outbound_queue", &self.outbound_queue)
             .field("ingest", &self.ingest)
+            .field("authenticator", &self.authenticator.is_some())
+            .field("allowed_origins", &self.allowed_origins)
             .finish()
     }
 }
@@ -49,6 +63,8 @@ impl Default for BrokerConfig {
             connect_timeout: Duration::from_secs(10),
             outbound_queue: 10_000,
             ingest: None,
+            authenticator: None,
+            allowed_origins: None,
         }
     }
 }

@@ -6,18 +6,20 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use fleet_core::access::{self, Grant, Publisher, Reason, Receive};
 use fleet_mqtt::QoS;
 use fleet_mqtt::codec::{self, CodecError};
 use fleet_mqtt::packet::{
     ConnAck, Connect, ConnectReturnCode, Packet, Publish, SubAck, SubscribeReturn,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 use tracing::{debug, info, warn};
 
-use crate::broker::Shared;
+use crate::auth::ConnectRequest;
+use crate::broker::{ListenerKind, Shared};
 use crate::ingest::{Ack, AckResult, IngestSink, Ingested};
-use crate::router::{ConnId, Outbound};
+use crate::router::{ClientIdInUse, ConnId, Mailbox, Outbound};
 use crate::transport::Transport;
 
 /// Why a connection ended, for the log.
@@ -32,6 +34,14 @@ enum End {
     TakenOver,
     StoreFailed,
     Shutdown,
+    /// A publish the client may not make (§4.8): the connection is closed, as IoT Core
+    /// does (MQTT 3.1.1 has no negative PUBACK).
+    Refused {
+        reason: Reason,
+        topic: String,
+    },
+    /// Its queue was full when a QoS 1 message for it arrived.
+    SlowConsumer,
 }
 
 impl std::fmt::Display for End {
@@ -48,6 +58,16 @@ impl std::fmt::Display for End {
                 f.write_str("a message could not be stored; the client will resend it")
             }
             End::Shutdown => f.write_str("broker shutting down"),
+            End::Refused { reason, topic } => {
+                write!(
+                    f,
+                    "publish to {topic:?} refused ({}): {reason}",
+                    reason.code()
+                )
+            }
+            End::SlowConsumer => {
+                f.write_str("too slow: its queue was full when a QoS 1 message arrived for it")
+            }
         }
     }
 }
@@ -74,6 +94,10 @@ struct Conn {
     ingest: Option<IngestSink>,
     id: ConnId,
     client_id: Arc<str>,
+    /// What the client may do (`None`: the broker has no authenticator).
+    grant: Option<Arc<Grant>>,
+    /// Whose readings it publishes, handed to the application with each one.
+    publisher: Arc<Publisher>,
     tx: Vec<u8>,
     /// QoS 1 publishes from the client, in order, with "may be acked now". PUBACKs must
     /// leave in publish order (§4.6), and ingested ones wait for the application.
@@ -89,11 +113,14 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Serves one accepted connection until it ends.
+/// Serves one accepted connection until it ends. `certificate_name`: on the TLS listener,
+/// the verified client certificate's common name.
 pub(crate) async fn serve(
     shared: Arc<Shared>,
+    kind: ListenerKind,
     mut transport: Transport,
     peer: SocketAddr,
+    certificate_name: Option<String>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let id = shared.next_conn.fetch_add(1, Relaxed);
@@ -141,6 +168,8 @@ pub(crate) async fn serve(
         clean_session,
         keep_alive_s,
         will,
+        username,
+        password,
     } = connect;
     let client_id: Arc<str> = if client_id.is_empty() {
         if !clean_session {
@@ -154,6 +183,30 @@ pub(crate) async fn serve(
         Arc::from(client_id)
     };
 
+    let request = ConnectRequest {
+        listener: kind,
+        peer,
+        client_id: &client_id,
+        username: username.as_deref(),
+        password: password.as_deref(),
+        certificate_name: certificate_name.as_deref(),
+    };
+    let will_topic = will.as_ref().map(|w| w.topic.as_str());
+    let grant = match authorize(&shared, &request, will_topic) {
+        Ok(grant) => grant,
+        Err(reason) => {
+            refused_connect(&shared, &request, reason);
+            let _ = refuse(&mut transport, ConnectReturnCode::NotAuthorized).await;
+            transport.close().await;
+            return;
+        }
+    };
+    let publisher = Arc::new(
+        grant
+            .as_ref()
+            .map_or(Publisher::Unbound, |g| g.publisher().clone()),
+    );
+
     let Ok(ingest) = shared.ingest() else {
         // Shutting down: telemetry could no longer be stored, so it must not be acked.
         let _ = refuse(&mut transport, ConnectReturnCode::ServerUnavailable).await;
@@ -161,19 +214,37 @@ pub(crate) async fn serve(
         return;
     };
     let (out_tx, mut out_rx) = mpsc::channel(shared.config.outbound_queue.max(1));
+    let kick = Arc::new(Notify::new());
+    let mailbox = Mailbox {
+        tx: out_tx,
+        kick: kick.clone(),
+    };
     let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
-    let taken_over = shared.router().connect(id, client_id.clone(), out_tx);
-    if let Some(old) = taken_over {
-        let _ = old.try_send(Outbound::TakenOver);
+    let taken_over = shared
+        .router()
+        .connect(id, client_id.clone(), mailbox, grant.clone());
+    match taken_over {
+        Ok(Some(old)) => {
+            let _ = old.tx.try_send(Outbound::TakenOver);
+        }
+        Ok(None) => {}
+        Err(ClientIdInUse) => {
+            refused_connect(&shared, &request, Reason::ClientIdInUse);
+            let _ = refuse(&mut transport, ConnectReturnCode::NotAuthorized).await;
+            transport.close().await;
+            return;
+        }
     }
     shared.stats.connections.fetch_add(1, Relaxed);
     shared.stats.connected.fetch_add(1, Relaxed);
-    info!(%peer, client_id = %client_id, keep_alive_s, "client connected");
+    info!(%peer, %kind, client_id = %client_id, publisher = %publisher, keep_alive_s, "client connected");
 
     let mut conn = Conn {
         shared: shared.clone(),
         ingest,
         id,
+        grant,
+        publisher,
         client_id: client_id.clone(),
         tx: Vec::with_capacity(4096),
         pending_acks: VecDeque::new(),
@@ -241,6 +312,7 @@ pub(crate) async fn serve(
                 Err(e) => break End::Io(e),
             },
             _ = sleep_or_never(deadline) => break End::KeepAlive,
+            () = kick.notified() => break End::SlowConsumer,
         }
     };
 
@@ -257,11 +329,47 @@ pub(crate) async fn serve(
         End::Disconnect | End::PeerClosed | End::Shutdown => {
             info!(%peer, client_id = %client_id, reason = %end, received = conn.received, "client disconnected")
         }
+        End::Refused { reason, topic } => {
+            warn!(%peer, %kind, client_id = %client_id, publisher = %conn.publisher, %topic, reason = reason.code(), "refused: publish not allowed, connection closed")
+        }
+        End::SlowConsumer => {
+            shared.stats.slow_consumers.fetch_add(1, Relaxed);
+            warn!(%peer, client_id = %client_id, reason = %end, "slow subscriber disconnected")
+        }
         _ => {
             shared.stats.errors.fetch_add(1, Relaxed);
             warn!(%peer, client_id = %client_id, reason = %end, received = conn.received, "client connection ended")
         }
     }
+}
+
+/// Identifies the client and decides its CONNECT: `Ok(None)` when the broker has no
+/// authenticator.
+fn authorize(
+    shared: &Shared,
+    request: &ConnectRequest<'_>,
+    will_topic: Option<&str>,
+) -> Result<Option<Arc<Grant>>, Reason> {
+    let Some(authenticator) = &shared.config.authenticator else {
+        return Ok(None);
+    };
+    let identity = authenticator.identify(request)?;
+    let grant = access::connect(&identity, request.client_id, will_topic)?;
+    Ok(Some(Arc::new(grant)))
+}
+
+/// Counts and logs a refused CONNECT (answered with CONNACK 5).
+fn refused_connect(shared: &Shared, request: &ConnectRequest<'_>, reason: Reason) {
+    shared.refusals.count(reason);
+    warn!(
+        peer = %request.peer,
+        listener = %request.listener,
+        client_id = %request.client_id,
+        username = request.username.unwrap_or(""),
+        certificate = request.certificate_name.unwrap_or(""),
+        reason = reason.code(),
+        "refused: {reason}"
+    );
 }
 
 async fn sleep_or_never(deadline: Option<Instant>) {
@@ -286,6 +394,8 @@ struct OwnedConnect {
     clean_session: bool,
     keep_alive_s: u16,
     will: Option<WillMessage>,
+    username: Option<String>,
+    password: Option<Vec<u8>>,
 }
 
 impl From<&Connect<'_>> for OwnedConnect {
@@ -299,6 +409,8 @@ impl From<&Connect<'_>> for OwnedConnect {
                 payload: w.payload.to_vec(),
                 qos: w.qos.min(QoS::AtLeastOnce),
             }),
+            username: c.username.map(str::to_owned),
+            password: c.password.map(<[u8]>::to_vec),
         }
     }
 }
@@ -366,15 +478,37 @@ impl Conn {
             Packet::Publish(p) => self.on_publish(p).await,
             Packet::PubAck(_) => Ok(()), // Our QoS 1 deliveries: nothing is resent, so nothing to track.
             Packet::Subscribe(s) => {
+                let decisions: Vec<Result<Receive, Reason>> = s
+                    .filters
+                    .iter()
+                    .map(|(filter, _)| {
+                        self.grant
+                            .as_ref()
+                            .map_or(Ok(Receive::All), |g| g.subscribe(filter))
+                    })
+                    .collect();
                 let returns = {
                     let mut router = self.shared.router();
                     s.filters
                         .iter()
-                        .map(|(filter, qos)| {
-                            SubscribeReturn::Success(router.subscribe(self.id, filter, *qos))
+                        .zip(&decisions)
+                        .map(|((filter, qos), decision)| match decision {
+                            Ok(receive) => SubscribeReturn::Success(router.subscribe(
+                                self.id,
+                                filter,
+                                *qos,
+                                *receive == Receive::Checked,
+                            )),
+                            Err(_) => SubscribeReturn::Failure,
                         })
                         .collect()
                 };
+                for ((filter, _), decision) in s.filters.iter().zip(&decisions) {
+                    if let Err(reason) = decision {
+                        self.shared.refusals.count(*reason);
+                        warn!(client_id = %self.client_id, publisher = %self.publisher, %filter, reason = reason.code(), "refused: subscription not allowed (SUBACK 0x80)");
+                    }
+                }
                 debug!(client_id = %self.client_id, filters = ?s.filters, "subscribed");
                 self.write(&Packet::SubAck(SubAck {
                     pkid: s.pkid,
@@ -413,15 +547,15 @@ impl Conn {
         }
         self.received += 1;
         self.shared.stats.received.fetch_add(1, Relaxed);
-        let delivery = self.shared.router().route(p.topic, p.payload, p.qos);
-        self.shared
-            .stats
-            .delivered
-            .fetch_add(delivery.delivered, Relaxed);
-        self.shared
-            .stats
-            .dropped
-            .fetch_add(delivery.dropped, Relaxed);
+        // Refused before anything else sees it: no subscriber, no store.
+        if let Some(Err(reason)) = self.grant.as_ref().map(|g| g.publish(p.topic)) {
+            self.shared.refusals.count(reason);
+            return Err(End::Refused {
+                reason,
+                topic: p.topic.to_owned(),
+            });
+        }
+        self.shared.publish(p.topic, p.payload, p.qos);
 
         let Some(sink) = self.ingest.as_ref().filter(|sink| sink.wants(p.topic)) else {
             if let Some(pkid) = p.pkid {
@@ -440,6 +574,7 @@ impl Conn {
             received_ms: now_ms(),
             source_id: format!("{}-{}-{}", self.shared.start_ms, self.id, self.received),
             client_id: self.client_id.clone(),
+            publisher: self.publisher.clone(),
             ack,
         };
         self.shared.stats.ingested.fetch_add(1, Relaxed);

@@ -44,6 +44,9 @@ pub struct Ingested {
     pub source_id: String,
     /// The publisher's client id.
     pub client_id: std::sync::Arc<str>,
+    /// Whose readings the publisher may send (`fleet_core::access`): each reading's device
+    /// is checked against it. [`fleet_core::Publisher::Unbound`] without an authenticator.
+    pub publisher: std::sync::Arc<fleet_core::Publisher>,
     /// For QoS 1: complete it once the message is stored; dropping it closes the client's
     /// connection instead, so the client resends.
     pub ack: Option<Ack>,

@@ -1,6 +1,7 @@
 //! TCP, TLS and WebSocket connections behind one read/write interface.
 
 use std::io;
+use std::net::SocketAddr;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -8,7 +9,10 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
+use tracing::warn;
+
+use crate::auth::{Refusals, origin_allowed};
 
 /// A byte stream: TCP or TLS over TCP.
 pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -83,13 +87,37 @@ impl Transport {
     }
 }
 
-/// The WebSocket handshake check: only `/mqtt`, and the `mqtt` subprotocol when offered.
+/// The WebSocket handshake check: only `/mqtt`, only from an allowed page origin (when
+/// `origins` is set), and the `mqtt` subprotocol when offered.
 #[allow(clippy::result_large_err)] // The signature is tungstenite's callback type.
-pub(crate) fn ws_handshake(req: &Request, mut resp: Response) -> Result<Response, ErrorResponse> {
+pub(crate) fn ws_handshake(
+    req: &Request,
+    mut resp: Response,
+    origins: Option<&[String]>,
+    refusals: &Refusals,
+    peer: SocketAddr,
+) -> Result<Response, ErrorResponse> {
     if req.uri().path() != "/mqtt" {
         let mut err = ErrorResponse::new(Some(String::from("MQTT is served at /mqtt")));
         *err.status_mut() = StatusCode::NOT_FOUND;
         return Err(err);
+    }
+    if let Some(origins) = origins {
+        let origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .map(|o| o.to_str().unwrap_or("?"));
+        if !origin_allowed(origin, origins) {
+            let reason = fleet_core::access::Reason::OriginNotAllowed;
+            refusals.count(reason);
+            warn!(%peer, origin = origin.unwrap_or(""), reason = reason.code(), "refused: WebSocket from a page whose origin is not allowed");
+            let mut err = ErrorResponse::new(Some(format!(
+                "pages from {} may not connect here (fleet local --allow-origin adds an origin)",
+                origin.unwrap_or("?")
+            )));
+            *err.status_mut() = StatusCode::FORBIDDEN;
+            return Err(err);
+        }
     }
     let offers_mqtt = req
         .headers()

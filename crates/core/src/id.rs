@@ -34,8 +34,9 @@ pub enum IdError {
     },
 }
 
-/// Checks `s` against `[A-Za-z0-9_-]{1,64}`.
-fn validate(s: &str) -> Result<(), IdError> {
+/// Checks `s` against `[A-Za-z0-9_-]{1,64}` without building an id (for checks on every
+/// message, e.g. `access`).
+pub fn validate_id(s: &str) -> Result<(), IdError> {
     if s.is_empty() {
         return Err(IdError::Empty);
     }
@@ -69,7 +70,7 @@ macro_rules! id_type {
             /// Wraps a string the caller has built from valid parts (e.g. `d-0001`).
             #[allow(dead_code)] // Not every id type is built from parts.
             pub(crate) fn from_valid(s: String) -> Self {
-                debug_assert!(validate(&s).is_ok(), "invalid id built: {s:?}");
+                debug_assert!(validate_id(&s).is_ok(), "invalid id built: {s:?}");
                 Self(s)
             }
 
@@ -83,7 +84,7 @@ macro_rules! id_type {
             type Error = IdError;
 
             fn try_from(s: &str) -> Result<Self, IdError> {
-                validate(s)?;
+                validate_id(s)?;
                 Ok(Self(s.to_owned()))
             }
         }
@@ -92,7 +93,7 @@ macro_rules! id_type {
             type Error = IdError;
 
             fn try_from(s: String) -> Result<Self, IdError> {
-                validate(&s)?;
+                validate_id(&s)?;
                 Ok(Self(s))
             }
         }

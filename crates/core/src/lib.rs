@@ -12,6 +12,7 @@
 //!
 //! # Layout
 //!
+//! - [`access`]: who may say what (§4.8): identities, grants, [`Publisher`] checks.
 //! - [`id`]: validated [`DeviceId`] and [`BuildingId`] (`[A-Za-z0-9_-]{1,64}`).
 //! - [`topic`]: MQTT topic names and subscription filters (§4.2).
 //! - [`device`]: the virtual device's curve, remediation and a seeded [`Fleet`] (§4.1).
@@ -24,6 +25,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod alarm;
 pub mod device;
 pub mod id;
@@ -33,6 +35,7 @@ pub mod plan;
 pub mod policy;
 pub mod topic;
 
+pub use access::{Identity, Namespace, Publisher};
 pub use alarm::{AlarmConfig, AlarmKind, AlarmNotice, AlarmState, Alarms};
 pub use device::{Device, DeviceParams, Fleet, FleetVariation, Sample};
 pub use id::{BuildingId, DeviceId, IdError};

@@ -178,6 +178,7 @@ mod tests {
                 payload: payload.as_bytes(),
                 received_ms: now,
                 source_id: id,
+                publisher: &fleet_core::Publisher::Unbound,
             })
             .collect();
         p.ingest(s, &batch, now).unwrap()

@@ -5,9 +5,9 @@
 //! [`Transport::poll`], and the commands and alarm notices come back as the broker would
 //! deliver them. Every link is up at once; a reading is acknowledged once stored.
 
-use fleet_core::Incoming;
 use fleet_core::policy::PolicyConfigError;
 use fleet_core::topic::ALARMS_TOPIC;
+use fleet_core::{Incoming, Publisher};
 use fleet_pipeline::{MemoryStore, Pipeline, PipelineConfig};
 
 use super::{Inbound, LinkState, Sent, Transport, TransportStats};
@@ -86,6 +86,8 @@ impl Transport for InPage {
                     payload: &self.bytes[bytes_at..payload_end],
                     received_ms: now_ms,
                     source_id: &self.text[topic_end..id_end],
+                    // The page's devices and pipeline are one program: no identities.
+                    publisher: &Publisher::Unbound,
                 };
                 (text_at, bytes_at) = (id_end, payload_end);
                 message

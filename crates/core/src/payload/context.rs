@@ -7,10 +7,12 @@ use crate::topic::Topic;
 /// anything larger arriving elsewhere is rejected rather than half-processed.
 pub const DEFAULT_MAX_BYTES: usize = 128 * 1024;
 
-/// How far a reading's `ts` may be ahead of the receiver's clock (24 h). Device clocks drift
-/// and time zones get misconfigured, so some skew is tolerated; a reading from much further
-/// ahead would sort after every future reading of its device and is rejected instead.
-pub const MAX_FUTURE_SKEW_MS: u64 = 24 * 60 * 60 * 1000;
+/// How far a reading's `ts` may be ahead of the receiver's clock (5 minutes, §4.8). Device
+/// clocks drift, so some skew is tolerated; a reading from further ahead would sort after
+/// every later real reading of its device, and remediation ignores readings older than the
+/// newest it has seen: one spoofed reading a day ahead would freeze the device's loop for a
+/// day. So it is rejected instead.
+pub const MAX_FUTURE_SKEW_MS: u64 = 5 * 60 * 1000;
 
 /// Context for parsing a payload: what the topic says and the receiver's limits.
 #[derive(Debug, Clone, PartialEq, Eq)]

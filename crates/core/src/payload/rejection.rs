@@ -19,7 +19,7 @@ const BAD_ID: [&str; Field::COUNT] = with_field_names!(codes, "bad_id");
 const TOPIC_MISMATCH: [&str; Field::COUNT] = with_field_names!(codes, "topic_mismatch");
 
 /// Codes of the reasons that do not depend on a field.
-const FIELDLESS: [&str; 13] = [
+const FIELDLESS: [&str; 14] = [
     "empty",
     "too_large",
     "not_utf8",
@@ -33,6 +33,7 @@ const FIELDLESS: [&str; 13] = [
     "batch_too_long",
     "batch_not_allowed",
     "batch_element_not_object",
+    "device_not_publisher",
 ];
 
 /// Why a message was rejected. Every reading is accepted or rejected with one of these, which
@@ -176,6 +177,16 @@ pub enum Rejection {
         /// What the element is.
         found: JsonKind,
     },
+    /// The reading's device is not one its publisher speaks for (§4.8: only a device speaks
+    /// for itself). The publisher is the connection's identity in the local stack, and the
+    /// rule's `clientid()` on AWS.
+    #[error("reading of device {device:?}, but it was published by {publisher}")]
+    NotPublisher {
+        /// The device the reading names.
+        device: String,
+        /// Who published it ([`crate::Publisher`]'s description).
+        publisher: String,
+    },
 }
 
 impl Rejection {
@@ -196,6 +207,7 @@ impl Rejection {
             Rejection::BatchTooLong { .. } => FIELDLESS[10],
             Rejection::BatchNotAllowed => FIELDLESS[11],
             Rejection::BatchElementNotObject { .. } => FIELDLESS[12],
+            Rejection::NotPublisher { .. } => FIELDLESS[13],
             Rejection::Duplicate { field } => DUPLICATE[*field as usize],
             Rejection::Missing { field } => MISSING[*field as usize],
             Rejection::WrongType { field, .. } => WRONG_TYPE[*field as usize],
@@ -250,7 +262,7 @@ mod tests {
         let codes: Vec<_> = Rejection::all_codes().collect();
         let unique: BTreeSet<_> = codes.iter().collect();
         assert_eq!(codes.len(), unique.len());
-        assert_eq!(codes.len(), 13 + 7 * Field::COUNT);
+        assert_eq!(codes.len(), 14 + 7 * Field::COUNT);
         for c in codes {
             assert!(
                 c.bytes()

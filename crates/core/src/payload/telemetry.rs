@@ -19,7 +19,7 @@ pub const TEMPERATURE_RANGE: RangeInclusive<f64> = -100.0..=200.0;
 pub const HUMIDITY_RANGE: RangeInclusive<f64> = 0.0..=100.0;
 
 /// What `ts` may be, for rejection messages.
-const TS_ALLOWED: &str = "ms since the Unix epoch, > 0, at most 24 h ahead of the receiver";
+const TS_ALLOWED: &str = "ms since the Unix epoch, > 0, at most 5 minutes ahead of the receiver";
 
 /// The legacy telemetry `action`.
 pub(crate) const LEGACY_MONITOR: &str = "Monitor";

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use crate::access::Publisher;
 use crate::id::{BuildingId, DeviceId};
 use crate::payload::{
     DEFAULT_MAX_BYTES, ParseContext, Rejection, Telemetry, TelemetryMessage, json_object,
@@ -29,6 +30,9 @@ pub use row::ReadingRow;
 
 /// Building under which rejected messages are counted when their topic names none.
 pub const UNKNOWN_BUILDING: &str = "unknown";
+/// Building under which the metrics count the buildings not in
+/// [`WorkerConfig::metric_buildings`].
+pub const OTHER_BUILDING: &str = "other";
 /// How much of a rejected payload is kept, in bytes: enough to diagnose, bounded so a flood
 /// of 128 KiB garbage does not flood the logs and the archive.
 pub const RAW_EXCERPT_BYTES: usize = 4096;
@@ -47,6 +51,11 @@ pub struct Incoming<'a> {
     /// Its id in the transport (SQS message id, MQTT arrival counter): identifies it in
     /// rejections and partial-failure reports.
     pub source_id: &'a str,
+    /// Who published it: each reading's device must be one it speaks for (§4.8), or the
+    /// reading is rejected (`device_not_publisher`). The local broker gives the
+    /// connection's identity, the Lambda the rule's `clientid()`, the in-page bus
+    /// [`Publisher::Unbound`] (the page's devices and pipeline are one program).
+    pub publisher: &'a Publisher,
 }
 
 /// Worker settings.
@@ -66,6 +75,31 @@ pub struct WorkerConfig {
     pub band_min: f64,
     /// Band for the OutOfBand count: readings above it, °C.
     pub band_max: f64,
+    /// Buildings that get their own `Building` metric dimension; the others are counted
+    /// together under [`OTHER_BUILDING`]. Building names come from the devices, and every
+    /// new dimension value is a new custom metric on CloudWatch (§4.8): an allow-list keeps
+    /// that bill bounded whatever a device calls its building.
+    pub metric_buildings: BTreeSet<BuildingId>,
+}
+
+impl WorkerConfig {
+    /// The buildings of [`WorkerConfig::metric_buildings`] by default: `1` to `10`, the
+    /// ones `fleet sim` and the web app name their buildings with.
+    pub fn default_metric_buildings() -> BTreeSet<BuildingId> {
+        (1..=10)
+            .map(|n| BuildingId::from_valid(n.to_string()))
+            .collect()
+    }
+
+    /// The `Building` dimension value under which a building is counted.
+    fn metric_building<'b>(&self, building: &'b str) -> &'b str {
+        let listed = self.metric_buildings.iter().any(|b| b.as_str() == building);
+        if listed || building == UNKNOWN_BUILDING {
+            building
+        } else {
+            OTHER_BUILDING
+        }
+    }
 }
 
 impl Default for WorkerConfig {
@@ -73,6 +107,7 @@ impl Default for WorkerConfig {
         WorkerConfig {
             ttl_s: 86_400,
             metric_devices: BTreeSet::new(),
+            metric_buildings: WorkerConfig::default_metric_buildings(),
             namespace: String::from("Device/Monitoring"),
             max_bytes: DEFAULT_MAX_BYTES,
             band_min: 26.0,
@@ -162,7 +197,9 @@ pub struct PlanSummary {
     pub rejected_messages: usize,
     /// Rejections per [`Rejection::code`].
     pub rejected_by_code: BTreeMap<&'static str, u64>,
-    /// Counts per building ([`UNKNOWN_BUILDING`] for rejections with no building).
+    /// Counts per building, as the metrics name it: a building of
+    /// [`WorkerConfig::metric_buildings`], [`OTHER_BUILDING`] for the others, or
+    /// [`UNKNOWN_BUILDING`] for rejections with no building.
     pub per_building: BTreeMap<String, BuildingCounts>,
 }
 
@@ -296,7 +333,7 @@ impl Tally<'_> {
         let counts = self
             .summary
             .per_building
-            .entry(row.building.to_string())
+            .entry(self.cfg.metric_building(row.building.as_str()).to_owned())
             .or_default();
         counts.readings += 1;
         if row.temperature < self.cfg.band_min || row.temperature > self.cfg.band_max {
@@ -313,7 +350,8 @@ impl Tally<'_> {
         reason: Rejection,
         raw: &[u8],
     ) {
-        let building = building.map_or_else(|| UNKNOWN_BUILDING.to_owned(), |b| b.to_string());
+        let building = building.map_or(UNKNOWN_BUILDING, BuildingId::as_str);
+        let building = self.cfg.metric_building(building).to_owned();
         self.summary
             .per_building
             .entry(building)
@@ -365,6 +403,12 @@ fn row(
     let Some(building) = t.building.or_else(|| topic.building().cloned()) else {
         return Err(Rejection::NotTelemetryTopic);
     };
+    if !msg.publisher.may_report(t.device.as_str()) {
+        return Err(Rejection::NotPublisher {
+            device: t.device.into_string(),
+            publisher: msg.publisher.to_string(),
+        });
+    }
     Ok(ReadingRow {
         sort_key: ReadingRow::sort_key(t.seq, t.ts, msg.received_ms, msg.source_id),
         device: t.device,

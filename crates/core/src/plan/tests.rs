@@ -18,11 +18,20 @@ fn legacy(device: &str, t: f64) -> String {
 
 struct Batch {
     msgs: Vec<(String, Vec<u8>, u64, String)>,
+    publisher: crate::Publisher,
 }
 
 impl Batch {
     fn new() -> Self {
-        Batch { msgs: Vec::new() }
+        Batch {
+            msgs: Vec::new(),
+            publisher: crate::Publisher::Unbound,
+        }
+    }
+
+    /// The same messages, all published by `publisher`.
+    fn by(self, publisher: crate::Publisher) -> Self {
+        Batch { publisher, ..self }
     }
 
     fn push(mut self, topic: &str, payload: impl Into<Vec<u8>>, received_ms: u64) -> Self {
@@ -41,6 +50,7 @@ impl Batch {
                 payload,
                 received_ms: *received_ms,
                 source_id: id,
+                publisher: &self.publisher,
             })
             .collect();
         plan(cfg, &incoming)
@@ -456,4 +466,116 @@ fn a_batch_equal_to_single_messages_plans_the_same_rows() {
     assert_eq!((a.summary.readings, b.summary.readings), (40, 40));
     // Same readings, same metrics, whatever the packaging.
     assert_eq!(a.summary.per_building, b.summary.per_building);
+}
+
+#[test]
+fn a_reading_is_stored_only_under_its_publishers_identity() {
+    use crate::{Namespace, Publisher};
+    let device = |s: &str| Publisher::Device(DeviceId::try_from(s).unwrap());
+    let mixed = || {
+        Batch::new()
+            .push(
+                "dt/monitoring/1/d-0001/telemetry",
+                current("d-0001", "1", 1, T0, 27.0),
+                T0,
+            )
+            .push(
+                "dt/monitoring/1/d-0002/telemetry",
+                current("d-0002", "1", 1, T0, 27.0),
+                T0,
+            )
+            .push("monitoring-device/building-1", legacy("d-0001", 27.0), T0)
+            .push(
+                "monitoring-device/building-1",
+                legacy("381938912", 27.0),
+                T0,
+            )
+    };
+    let stored = |p: Plan| -> Vec<String> { p.rows.iter().map(|r| r.device.to_string()).collect() };
+
+    let p = mixed().by(device("d-0001")).plan(&WorkerConfig::default());
+    assert_eq!(stored(p.clone()), ["d-0001", "d-0001"]);
+    assert_eq!(p.rejected.len(), 2);
+    for r in &p.rejected {
+        assert_eq!(r.reason.code(), "device_not_publisher");
+        assert!(
+            r.reason.to_string().contains("device d-0001"),
+            "{}",
+            r.reason
+        );
+    }
+    assert_eq!(p.summary.rejected_by_code["device_not_publisher"], 2);
+
+    // The original device's thing speaks for its body.device only.
+    let p = mixed()
+        .by(device("381938912"))
+        .plan(&WorkerConfig::default());
+    assert_eq!(stored(p), ["381938912"]);
+    // A client that names no identity stores nothing.
+    let p = mixed().by(Publisher::Nobody).plan(&WorkerConfig::default());
+    assert!(p.rows.is_empty());
+    assert_eq!(p.summary.rejected, 4);
+    // A page speaks for its namespace, in a batch message too.
+    let ns = Namespace::new("w1a2").unwrap();
+    let batch = batch_of(&[
+        current("w1a2-0001", "1", 1, T0, 27.0),
+        current("w1a2-0001", "1", 2, T0, 27.0),
+    ]);
+    let p = Batch::new()
+        .push("dt/monitoring/1/w1a2-0001/telemetry", batch.clone(), T0)
+        .push(
+            "dt/monitoring/1/w1a3-0001/telemetry",
+            current("w1a3-0001", "1", 1, T0, 27.0),
+            T0,
+        )
+        .by(Publisher::Namespace(ns))
+        .plan(&WorkerConfig::default());
+    assert_eq!(stored(p.clone()), ["w1a2-0001", "w1a2-0001"]);
+    assert_eq!(p.rejected.len(), 1);
+    assert_eq!(p.rejected[0].reason.code(), "device_not_publisher");
+}
+
+#[test]
+fn buildings_outside_the_allow_list_share_one_metric_dimension() {
+    let mut b = Batch::new();
+    for (i, building) in ["1", "7", "x-1", "y-2", "10"].iter().enumerate() {
+        let device = format!("d-{i}");
+        b = b.push(
+            &format!("dt/monitoring/{building}/{device}/telemetry"),
+            current(&device, building, 1, T0, 30.0),
+            T0,
+        );
+    }
+    let b = b.push("dt/monitoring/zzz/d-9/telemetry", "{not json", T0);
+    let p = b.plan(&WorkerConfig::default());
+    let dims: Vec<&str> = p.summary.per_building.keys().map(String::as_str).collect();
+    assert_eq!(dims, ["1", "10", "7", "other"]);
+    assert_eq!(p.summary.per_building["other"].readings, 2);
+    assert_eq!(p.summary.per_building["other"].rejected, 1);
+    // The rows keep their real building; only the metric dimension is folded.
+    assert!(p.rows.iter().any(|r| r.building.as_str() == "x-1"));
+    let emf_buildings: Vec<String> = p
+        .emf
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter_map(|v| v["Building"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(emf_buildings, ["1", "10", "7", "other"]);
+}
+
+#[test]
+fn a_reading_more_than_five_minutes_ahead_is_rejected() {
+    let ahead = |ms: u64| {
+        Batch::new()
+            .push(
+                "dt/monitoring/1/d-1/telemetry",
+                current("d-1", "1", 1, T0 + ms, 27.0),
+                T0,
+            )
+            .plan(&WorkerConfig::default())
+    };
+    assert_eq!(ahead(5 * 60 * 1000).rows.len(), 1);
+    let p = ahead(5 * 60 * 1000 + 1);
+    assert!(p.rows.is_empty());
+    assert_eq!(p.rejected[0].reason.code(), "ts_out_of_range");
 }
