@@ -7,9 +7,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Subcommand};
-use fleet_core::DeviceId;
-use fleet_local::{CertDir, LocalConfig, LocalStack};
+use clap::{Args, Subcommand, ValueEnum};
+use fleet_core::{BuildingId, DeviceId, Namespace};
+use fleet_local::{CertDir, Keys, LocalConfig, LocalStack, Subject};
 
 use crate::logging::{self, LogFormat, LogLevel};
 
@@ -36,6 +36,42 @@ pub enum LocalAction {
         #[arg(long, env = "FLEET_DATA", default_value = "data")]
         data: PathBuf,
     },
+    /// Print credentials for MQTT over TCP or WebSocket (and the HTTP access key), one line
+    /// each: `USERNAME PASSWORD` (e.g. `mosquitto_pub -u USERNAME -P PASSWORD`). They are
+    /// derived from the stack's secret in DATA/auth (made on first use), keep working
+    /// across restarts, and all stop working if that secret is deleted.
+    Token {
+        /// A device's credential: it may publish only its own telemetry and read only its
+        /// own commands (repeat for several).
+        #[arg(long)]
+        device: Vec<String>,
+        /// The fleet token, for simulators (`fleet sim --username fleet --password-file
+        /// DATA/auth/fleet.token`): any one device per connection, as that device.
+        #[arg(long)]
+        fleet: bool,
+        /// The read-only credential, for dashboards and `mosquitto_sub`.
+        #[arg(long)]
+        observer: bool,
+        /// A browser page's credential for the devices NS-… (what /config.json hands a page).
+        #[arg(long, value_name = "NS")]
+        page: Vec<String>,
+        /// The access key that browsers on other machines need (`http://HOST:PORT/?key=KEY`).
+        #[arg(long)]
+        http: bool,
+        /// Data directory of the stack.
+        #[arg(long, env = "FLEET_DATA", default_value = "data")]
+        data: PathBuf,
+    },
+}
+
+/// Who may connect over plain TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MqttAuth {
+    /// Loopback clients without a credential are taken at their client id (a device id
+    /// names the device); credentials work too. Loopback only.
+    Dev,
+    /// Every client needs a credential (`fleet local token`).
+    Credentials,
 }
 
 /// A listener address, or `off`.
@@ -73,10 +109,20 @@ pub struct RunArgs {
     /// HTTP listener: web app, /config.json, /healthz, /metrics (`off` to disable).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http: Listen,
-    /// Allow listeners on addresses other than loopback (they are reachable from other
-    /// machines, with no authentication but mutual TLS on the TLS listener).
+    /// Who may connect over plain TCP: `dev` takes loopback clients without a credential
+    /// at their client id (development); `credentials` needs `fleet local token`'s.
+    #[arg(long, value_enum, default_value = "dev")]
+    pub mqtt_auth: MqttAuth,
+    /// Allow listeners on addresses other than loopback. Each one must authenticate: the
+    /// TLS listener by certificate, the WebSocket listener by credential, plain TCP only
+    /// with --mqtt-auth credentials, HTTP with the access key the banner prints.
     #[arg(long)]
     pub allow_remote: bool,
+    /// A web origin (http://host:port) whose pages may use this stack, besides its own
+    /// HTTP origin (repeatable): e.g. the web app served by `trunk serve`, or the name
+    /// other machines reach this stack by.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
     /// A name the TLS server certificate is issued for (repeatable).
     #[arg(long = "tls-name", default_values = ["localhost", "127.0.0.1"])]
     pub tls_names: Vec<String>,
@@ -98,6 +144,11 @@ pub struct RunArgs {
     /// A device that gets per-device Temperature and Humidity EMF metrics (repeatable).
     #[arg(long = "metric-device")]
     pub metric_devices: Vec<String>,
+    /// A building that gets its own Building dimension in the EMF metrics (repeatable;
+    /// default 1 to 10). Others are counted together as `other`: building names come from
+    /// the devices, and each dimension value is a metric CloudWatch bills for.
+    #[arg(long = "metric-building")]
+    pub metric_buildings: Vec<String>,
     /// Days the archive and EMF logs are kept.
     #[arg(long, default_value_t = 7)]
     pub archive_retention_days: u32,
@@ -112,8 +163,56 @@ pub struct RunArgs {
 pub fn run(args: LocalArgs) -> Result<()> {
     match args.action {
         Some(LocalAction::Cert { device, data }) => issue(&device, &data),
+        Some(LocalAction::Token {
+            device,
+            fleet,
+            observer,
+            page,
+            http,
+            data,
+        }) => {
+            let mut subjects = Vec::new();
+            for d in &device {
+                let id =
+                    DeviceId::try_from(d.as_str()).with_context(|| format!("--device {d:?}"))?;
+                subjects.push(Subject::Device(id));
+            }
+            for ns in &page {
+                let ns = Namespace::new(ns).with_context(|| {
+                    format!("--page {ns:?} (a namespace is [A-Za-z0-9_]{{1,40}}, no '-')")
+                })?;
+                subjects.push(Subject::Page(ns));
+            }
+            if fleet {
+                subjects.push(Subject::Fleet);
+            }
+            if observer {
+                subjects.push(Subject::Observer);
+            }
+            if http {
+                subjects.push(Subject::Http);
+            }
+            if subjects.is_empty() {
+                bail!(
+                    "say which credential: --device ID, --fleet, --observer, --page NS or --http"
+                );
+            }
+            tokens(&subjects, &data)
+        }
         None => serve(args.run),
     }
+}
+
+fn tokens(subjects: &[Subject], data: &std::path::Path) -> Result<()> {
+    let keys = Keys::open(&data.join("auth")).context("the stack's credentials")?;
+    for subject in subjects {
+        let token = keys.token(subject);
+        match subject {
+            Subject::Http => println!("key {token}"),
+            _ => println!("{} {token}", subject.name()),
+        }
+    }
+    Ok(())
 }
 
 fn issue(devices: &[String], data: &std::path::Path) -> Result<()> {
@@ -140,8 +239,19 @@ fn config(args: &RunArgs) -> Result<LocalConfig> {
         ("--http", args.http),
     ];
     for (flag, Listen(addr)) in listeners {
-        if let Some(addr) = addr.filter(|a| !a.ip().is_loopback() && !args.allow_remote) {
+        let Some(addr) = addr.filter(|a| !a.ip().is_loopback()) else {
+            continue;
+        };
+        if !args.allow_remote {
             bail!("{flag} {addr} is not a loopback address; add --allow-remote to listen there");
+        }
+        // Every listener reachable from elsewhere authenticates (§4.8); plain TCP in
+        // development mode would take any client at its word.
+        if flag == "--mqtt" && args.mqtt_auth == MqttAuth::Dev {
+            bail!(
+                "--mqtt {addr} would accept clients without credentials from other machines; \
+                 add --mqtt-auth credentials (devices then use `fleet local token`'s)"
+            );
         }
     }
     let mut config = LocalConfig::new(&args.data);
@@ -150,6 +260,8 @@ fn config(args: &RunArgs) -> Result<LocalConfig> {
     config.mqtts = args.mqtts.0;
     config.http = args.http.0;
     config.tls_names = args.tls_names.clone();
+    config.development_mode = args.mqtt_auth == MqttAuth::Dev;
+    config.allowed_origins = args.allowed_origins.clone();
     config.dist = Some(args.dist.clone());
     config.pipeline.policy.enabled = args.remediation_logic;
     config.pipeline.policy.band_min = args.band_min;
@@ -164,6 +276,15 @@ fn config(args: &RunArgs) -> Result<LocalConfig> {
         .iter()
         .map(|d| DeviceId::try_from(d.as_str()).with_context(|| format!("--metric-device {d:?}")))
         .collect::<Result<BTreeSet<_>>>()?;
+    if !args.metric_buildings.is_empty() {
+        config.pipeline.worker.metric_buildings = args
+            .metric_buildings
+            .iter()
+            .map(|b| {
+                BuildingId::try_from(b.as_str()).with_context(|| format!("--metric-building {b:?}"))
+            })
+            .collect::<Result<BTreeSet<_>>>()?;
+    }
     config.retention.archive_days = args.archive_retention_days;
     Ok(config)
 }
@@ -208,7 +329,19 @@ fn print_banner(stack: &LocalStack) {
     }
     if let Some(a) = stack.http_addr() {
         println!("  Web app    http://{a}/   (metrics http://{a}/metrics)");
+        if !a.ip().is_loopback() {
+            println!(
+                "             from other machines: http://HOST:{}/?key={}",
+                a.port(),
+                stack.keys().token(&Subject::Http)
+            );
+        }
     }
+    let auth = stack.keys().dir().display();
+    println!(
+        "Credentials (ARCHITECTURE §4.8): fleet token {auth}/fleet.token, read-only {auth}/observer.token,"
+    );
+    println!("  a device's: fleet local token --device ID; mTLS: fleet local cert --device ID.");
     println!("Stop with Ctrl-C.");
 }
 

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use fleet_client::{BrokerUrl, Client, ClientEvent, ClientHandle, Scheme, TlsFiles};
+use fleet_core::access::LEGACY_CLIENT_ID;
 use fleet_core::device::DEFAULT_DEVICE_ID;
 use fleet_core::payload::{Shape, parse_legacy_command};
 use fleet_core::{
@@ -63,6 +64,21 @@ pub struct SimArgs {
     /// Device private key for mqtts.
     #[arg(long, default_value = "./certs/monitoring-device.private.key")]
     pub key: PathBuf,
+    /// MQTT user name, e.g. `fleet` with the local stack's fleet token, or `device:ID` with
+    /// a device's credential (`fleet local token`).
+    #[arg(long, env = "MQTT_USERNAME")]
+    pub username: Option<String>,
+    /// MQTT password (prefer --password-file: a command line is visible to other users).
+    #[arg(
+        long,
+        env = "MQTT_PASSWORD",
+        hide_env_values = true,
+        conflicts_with = "password_file"
+    )]
+    pub password: Option<String>,
+    /// A file holding the MQTT password, e.g. the local stack's DATA/auth/fleet.token.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
     /// Number of devices.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub devices: u32,
@@ -246,6 +262,25 @@ fn print_setup(args: &SimArgs, url: &BrokerUrl) {
     );
 }
 
+/// The MQTT user name and password from the flags (a password file is read once, its
+/// surrounding whitespace dropped).
+fn credentials(args: &SimArgs) -> Result<Option<(String, Option<Vec<u8>>)>> {
+    let password = match (&args.password, &args.password_file) {
+        (Some(p), _) => Some(p.as_bytes().to_vec()),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--password-file {}", path.display()))?;
+            Some(text.trim().as_bytes().to_vec())
+        }
+        (None, None) => None,
+    };
+    match (&args.username, password) {
+        (Some(user), password) => Ok(Some((user.clone(), password))),
+        (None, Some(_)) => bail!("a password needs --username (MQTT 3.1.1 sends none without one)"),
+        (None, None) => Ok(None),
+    }
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -279,13 +314,25 @@ async fn simulate(
         .map(|d| started + Duration::from_secs_f64(d.max(0.0)));
     let drain = Duration::from_secs_f64(args.drain_timeout.max(0.0));
 
+    let credentials = credentials(args)?;
     let mut tasks = Vec::with_capacity(total);
     let mut last_progress = Instant::now();
     for (i, device) in devices.into_iter().enumerate() {
         if *stop_rx.borrow() {
             break;
         }
-        let mut options = Options::new(device.id().as_str());
+        // The original device connects with its fixed client id; a fleet's devices each
+        // with their own id (a broker binds the client id to the device, §4.8).
+        let client_id = if args.legacy && total == 1 {
+            LEGACY_CLIENT_ID
+        } else {
+            device.id().as_str()
+        };
+        let mut options = Options::new(client_id);
+        if let Some((username, password)) = &credentials {
+            options.username = Some(username.clone());
+            options.password = password.clone();
+        }
         options.keep_alive_s = args.keep_alive;
         // A first retry no sooner than 1 s: IoT Core allows one CONNECT per second per
         // client id.

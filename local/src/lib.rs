@@ -10,6 +10,8 @@
 //! - [`store`]: [`SqliteStore`] (readings, device states, decisions) and [`LocalStore`].
 //! - [`archive`]: [`FileArchive`], archive objects as files under S3-style keys;
 //!   [`buffer`]: coalescing consecutive batches' objects into one file.
+//! - [`auth`]: the credentials the stack issues ([`Keys`]) and who a client is
+//!   ([`LocalAuthenticator`]); the rules are `fleet_core::access`.
 //! - [`certs`]: the local CA and certificates for mutual TLS.
 //! - [`metrics`]: Prometheus counters; `http`: the HTTP routes; [`emf`]: the EMF log files.
 //!
@@ -21,6 +23,7 @@
 //! unacknowledged one is resent by its device and deduplicated by its key.
 
 pub mod archive;
+pub mod auth;
 pub mod buffer;
 pub mod certs;
 pub mod emf;
@@ -31,6 +34,7 @@ pub mod stack;
 pub mod store;
 
 pub use archive::FileArchive;
+pub use auth::{Keys, LocalAuthenticator, Subject};
 pub use certs::CertDir;
 pub use ingest::Retention;
 pub use stack::{LocalConfig, LocalStack, StartError};

@@ -13,6 +13,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use fleet_broker::BrokerStats;
+use fleet_core::access::{Action, Reason};
 use fleet_pipeline::Outcome;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -57,13 +58,17 @@ pub struct Metrics {
     alarm_changes: Family<Labels, Counter>,
     devices_in_alarm: Gauge,
     store_failures: Counter,
+    http_refusals: Family<Labels, Counter>,
     archive_failures: Counter,
     batch_seconds: Histogram,
     batch_size: Histogram,
     mqtt_connected: Gauge,
     mqtt: Family<Labels, Counter>,
     /// Broker totals already added to `mqtt`, to add only the difference at each scrape.
-    mqtt_seen: [AtomicU64; 6],
+    mqtt_seen: [AtomicU64; 7],
+    refusals: Family<Labels, Counter>,
+    /// Refusal totals already added to `refusals`, per [`Reason::ALL`] index.
+    refusals_seen: [AtomicU64; Reason::ALL.len()],
 }
 
 impl Default for Metrics {
@@ -90,12 +95,15 @@ impl Metrics {
             devices_in_alarm: Gauge::default(),
             store_failures: Counter::default(),
             archive_failures: Counter::default(),
+            http_refusals: Family::default(),
             // 100 µs … ~3 s.
             batch_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
             mqtt_connected: Gauge::default(),
             mqtt: Family::default(),
             mqtt_seen: Default::default(),
+            refusals: Family::default(),
+            refusals_seen: Default::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -175,6 +183,31 @@ impl Metrics {
             m.mqtt_connected.clone(),
         );
         r.register("mqtt", "Broker counters, by event", m.mqtt.clone());
+        r.register(
+            "http_refusals",
+            "HTTP requests refused: for a name that is not this stack's (host), from another \
+             machine without the access key (access_key)",
+            m.http_refusals.clone(),
+        );
+        for reason in ["host", "access_key"] {
+            drop(
+                m.http_refusals
+                    .get_or_create(&vec![("reason", reason.to_owned())]),
+            );
+        }
+        r.register(
+            "mqtt_refusals",
+            "Refused MQTT actions (connect: CONNACK 5 or HTTP 403; publish: connection closed; \
+             subscribe: SUBACK 0x80), by action and reason",
+            m.refusals.clone(),
+        );
+        // Every reason shows from the start, at 0: an alert on a rate needs the series.
+        for reason in Reason::ALL {
+            drop(
+                m.refusals
+                    .get_or_create(&refusal_labels(reason.action(), reason)),
+            );
+        }
         Metrics { registry, ..m }
     }
 
@@ -235,13 +268,22 @@ impl Metrics {
         self.archive_failures.inc();
     }
 
+    /// Counts an HTTP request refused by the access guard (`host`: not one of the stack's
+    /// names; `access_key`: a remote browser without the key).
+    pub fn record_http_refusal(&self, reason: &'static str) {
+        self.http_refusals
+            .get_or_create(&vec![("reason", reason.to_owned())])
+            .inc();
+    }
+
     /// Counts a batch the database refused.
     pub fn record_store_failure(&self) {
         self.store_failures.inc();
     }
 
-    /// Renders the Prometheus text format, with the broker's counters as of now.
-    pub fn render(&self, broker: &BrokerStats) -> String {
+    /// Renders the Prometheus text format, with the broker's counters and refusals
+    /// (`fleet_broker::Publisher::refusals`) as of now.
+    pub fn render(&self, broker: &BrokerStats, refusals: &[(Action, Reason, u64)]) -> String {
         self.mqtt_connected.set(broker.connected as i64);
         let totals = [
             ("connections", broker.connections),
@@ -249,8 +291,18 @@ impl Metrics {
             ("ingested", broker.ingested),
             ("sent", broker.sent),
             ("dropped", broker.dropped),
+            ("slow_consumers_disconnected", broker.slow_consumers),
             ("errors", broker.errors),
         ];
+        for &(action, reason, total) in refusals {
+            let Some(i) = Reason::ALL.iter().position(|r| *r == reason) else {
+                continue;
+            };
+            let before = self.refusals_seen[i].swap(total, Relaxed);
+            self.refusals
+                .get_or_create(&refusal_labels(action, reason))
+                .inc_by(total.saturating_sub(before));
+        }
         for (i, (event, total)) in totals.into_iter().enumerate() {
             let before = self.mqtt_seen[i].swap(total, Relaxed);
             self.mqtt
@@ -262,6 +314,13 @@ impl Metrics {
         let _ = encode(&mut out, &self.registry);
         out
     }
+}
+
+fn refusal_labels(action: Action, reason: Reason) -> Labels {
+    vec![
+        ("action", action.code().to_owned()),
+        ("reason", reason.code().to_owned()),
+    ]
 }
 
 #[cfg(test)]
@@ -288,11 +347,32 @@ mod tests {
                 ..IngestTotals::default()
             }
         );
-        let text = m.render(&BrokerStats {
-            connected: 2,
-            received: 5,
-            ..BrokerStats::default()
-        });
+        let refusals = [(Action::Publish, Reason::CommandTopic, 3)];
+        let text = m.render(
+            &BrokerStats {
+                connected: 2,
+                received: 5,
+                slow_consumers: 1,
+                ..BrokerStats::default()
+            },
+            &refusals,
+        );
+        assert!(
+            text.contains(
+                r#"fleet_mqtt_refusals_total{action="publish",reason="command_topic"} 3"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"fleet_mqtt_refusals_total{action="connect",reason="origin_not_allowed"} 0"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"fleet_mqtt_total{event="slow_consumers_disconnected"} 1"#),
+            "{text}"
+        );
         assert!(text.contains("fleet_messages_received_total 3"), "{text}");
         assert!(
             text.contains("fleet_batch_messages_received_total 1"),
@@ -309,10 +389,19 @@ mod tests {
             "{text}"
         );
         // A second scrape adds only what changed.
-        let text = m.render(&BrokerStats {
-            received: 7,
-            ..BrokerStats::default()
-        });
+        let text = m.render(
+            &BrokerStats {
+                received: 7,
+                ..BrokerStats::default()
+            },
+            &[(Action::Publish, Reason::CommandTopic, 4)],
+        );
+        assert!(
+            text.contains(
+                r#"fleet_mqtt_refusals_total{action="publish",reason="command_topic"} 4"#
+            ),
+            "{text}"
+        );
         assert!(
             text.contains(r#"fleet_mqtt_total{event="received"} 7"#),
             "{text}"

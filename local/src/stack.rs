@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::auth::{AuthError, Keys, LocalAuthenticator};
 use crate::certs::{CertDir, CertError};
 use crate::emf::EmfLog;
 use crate::http::{self, AppState};
@@ -37,6 +38,13 @@ pub struct LocalConfig {
     pub http: Option<SocketAddr>,
     /// Names (DNS or IP) the TLS server certificate is issued for.
     pub tls_names: Vec<String>,
+    /// Plain TCP lets clients on loopback in without a credential, their client id taken as
+    /// their identity (the development mode of ARCHITECTURE §4.8). Off: every client needs
+    /// a credential (`fleet local token`) or, on the TLS listener, a certificate.
+    pub development_mode: bool,
+    /// Web origins (`http://host:port`) whose pages may use the WebSocket listener and this
+    /// stack's HTTP names, besides the stack's own HTTP origin (`--allow-origin`).
+    pub allowed_origins: Vec<String>,
     /// The built web app (`dist/`), served when it holds an `index.html`.
     pub dist: Option<PathBuf>,
     /// Worker, remediation and alarm settings.
@@ -60,6 +68,8 @@ impl LocalConfig {
             mqtts: local(8883),
             http: local(8080),
             tls_names: vec![String::from("localhost"), String::from("127.0.0.1")],
+            development_mode: true,
+            allowed_origins: Vec::new(),
             dist: None,
             pipeline: PipelineConfig::default(),
             batch_max: 2_000,
@@ -101,6 +111,12 @@ pub enum StartError {
     /// The TLS certificates could not be made or loaded.
     #[error("TLS: {0}")]
     Certificates(#[from] CertError),
+    /// The stack's secret (credentials) could not be made or loaded.
+    #[error("credentials: {0}")]
+    Auth(#[from] AuthError),
+    /// An `--allow-origin` is not an origin.
+    #[error("{0:?} is not a web origin like http://host:8080 (scheme, host and port only)")]
+    Origin(String),
     /// A broker listener could not be bound.
     #[error(transparent)]
     Bind(#[from] BindError),
@@ -134,11 +150,46 @@ fn run_checkpoints(checkpointer: &Checkpointer, stop: &AtomicBool) {
     }
 }
 
+/// The web origins whose pages may reach the stack: its own HTTP origin under the names a
+/// browser on this machine uses for it (and its address, when it listens on one address
+/// beyond loopback), plus the `extra` ones, checked and normalized (no trailing `/`).
+pub(crate) fn allowed_origins(
+    http: Option<SocketAddr>,
+    extra: &[String],
+) -> Result<Vec<String>, StartError> {
+    let mut origins = Vec::new();
+    if let Some(addr) = http {
+        let port = addr.port();
+        if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+            for host in ["127.0.0.1", "localhost", "[::1]"] {
+                origins.push(format!("http://{host}:{port}"));
+            }
+        }
+        if !addr.ip().is_loopback() && !addr.ip().is_unspecified() {
+            origins.push(format!("http://{addr}"));
+        }
+    }
+    for origin in extra {
+        let trimmed = origin.trim_end_matches('/');
+        let valid = ["http://", "https://"].iter().any(|scheme| {
+            trimmed.strip_prefix(scheme).is_some_and(|authority| {
+                !authority.is_empty() && !authority.contains(['/', '?', '#', '@', ' '])
+            })
+        });
+        if !valid {
+            return Err(StartError::Origin(origin.clone()));
+        }
+        origins.push(trimmed.to_ascii_lowercase());
+    }
+    Ok(origins)
+}
+
 /// A running local stack.
 #[derive(Debug)]
 pub struct LocalStack {
     broker: BrokerHandle,
     http: Option<(SocketAddr, oneshot::Sender<()>, JoinHandle<()>)>,
+    keys: Arc<Keys>,
     ingest: Option<std::thread::JoinHandle<()>>,
     checkpoints: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
     /// Closed when the ingest thread ends.
@@ -185,6 +236,29 @@ impl LocalStack {
             }
             None => None,
         };
+        let keys = Arc::new(Keys::open(&data.join("auth"))?);
+        // HTTP is bound before the broker starts, so a busy port fails the start cleanly,
+        // and the broker knows the page origin it serves.
+        let http_listener = match config.http {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Http { addr, source })?,
+            ),
+            None => None,
+        };
+        let http_addr = match &http_listener {
+            Some(l) => Some(l.local_addr().map_err(|source| {
+                StartError::Http {
+                    addr: config
+                        .http
+                        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+                    source,
+                }
+            })?),
+            None => None,
+        };
+        let origins = allowed_origins(http_addr, &config.allowed_origins)?;
         let broker_config = BrokerConfig {
             tcp: config.mqtt,
             ws: config.ws,
@@ -193,16 +267,12 @@ impl LocalStack {
                 filters: vec![TELEMETRY_FILTER.to_owned(), LEGACY_FILTER.to_owned()],
                 queue: config.ingest_queue,
             }),
+            authenticator: Some(Arc::new(LocalAuthenticator::new(
+                keys.clone(),
+                config.development_mode,
+            ))),
+            allowed_origins: Some(origins.clone().into()),
             ..BrokerConfig::default()
-        };
-        // HTTP is bound before the broker starts, so a busy port fails the start cleanly.
-        let http_listener = match config.http {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| StartError::Http { addr, source })?,
-            ),
-            None => None,
         };
         let (broker, Some(rx)) = Broker::start(broker_config).await? else {
             return Err(StartError::Internal(
@@ -235,25 +305,22 @@ impl LocalStack {
             .spawn(move || thread.run())
             .map_err(data_err)?;
 
-        let http = match http_listener {
-            Some(listener) => {
-                let addr = listener.local_addr().map_err(|source| StartError::Http {
-                    addr: config
-                        .http
-                        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
-                    source,
-                })?;
+        let http = match (http_listener, http_addr) {
+            (Some(listener), Some(addr)) => {
                 let state = AppState {
-                    metrics,
+                    metrics: metrics.clone(),
                     broker: broker.publisher(),
                     ws: broker.local_addr(ListenerKind::WebSocket),
                     db: Some(Arc::new(Mutex::new(reader))),
                     pipeline_alive: alive,
                     band,
+                    keys: keys.clone(),
                 };
-                let app = http::router(state, config.dist.clone());
+                let access = http::Access::new(keys.clone(), metrics.clone(), &origins);
+                let app = http::router(state, access, config.dist.clone());
                 let (stop_tx, stop_rx) = oneshot::channel::<()>();
                 let task = tokio::spawn(async move {
+                    let app = app.into_make_service_with_connect_info::<SocketAddr>();
                     let server = axum::serve(listener, app).with_graceful_shutdown(async {
                         let _ = stop_rx.await;
                     });
@@ -264,11 +331,13 @@ impl LocalStack {
                 info!(%addr, "HTTP listening");
                 Some((addr, stop_tx, task))
             }
-            None => None,
+            _ => None,
         };
+        info!(origins = ?origins, development_mode = config.development_mode, "access");
         Ok(LocalStack {
             broker,
             http,
+            keys,
             ingest: Some(ingest),
             checkpoints: Some((checkpoints, checkpoints_stop)),
             running,
@@ -307,6 +376,11 @@ impl LocalStack {
     /// The data directory.
     pub fn data_dir(&self) -> &std::path::Path {
         &self.data_dir
+    }
+
+    /// The stack's credentials.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
     }
 
     /// The broker's counters.

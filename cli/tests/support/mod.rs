@@ -252,6 +252,27 @@ pub fn stored(data: &Path) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// A mosquitto client (Debian's mosquitto-clients), or a clear failure if it is missing.
+pub fn mosquitto(tool: &str) -> Command {
+    let found = Command::new("which")
+        .arg(tool)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{tool} is missing: run scripts/setup.sh (Debian package mosquitto-clients)"
+    );
+    Command::new(tool)
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
 pub fn set<T: Ord + Clone>(v: &[T]) -> BTreeSet<T> {
     v.iter().cloned().collect()
 }

@@ -308,6 +308,8 @@ async fn upgrade(
             ws_config.max_message_size = Some(shared.config.max_payload_size + 4096);
             ws_config.max_frame_size = Some(shared.config.max_payload_size + 4096);
             let origins = shared.config.allowed_origins.clone();
+            // The signature is tungstenite's callback type.
+            #[allow(clippy::result_large_err)]
             let check =
                 |req: &_, resp| ws_handshake(req, resp, origins.as_deref(), &shared.refusals, peer);
             let ws = tokio_tungstenite::accept_hdr_async_with_config(tcp, check, Some(ws_config))

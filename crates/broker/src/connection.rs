@@ -264,7 +264,14 @@ pub(crate) async fn serve(
     let mut last_rx = Instant::now();
     let end = loop {
         if !conn.tx.is_empty() {
-            if let Err(e) = transport.write_all(&conn.tx).await {
+            // A peer that stops reading blocks this write once its TCP window is full; the
+            // kick (its queue overflowed) and shutdown must still end the connection.
+            let written = tokio::select! {
+                written = transport.write_all(&conn.tx) => written,
+                () = kick.notified() => break End::SlowConsumer,
+                _ = shutdown.changed() => break End::Shutdown,
+            };
+            if let Err(e) = written {
                 break End::Io(e);
             }
             conn.tx.clear();
@@ -321,10 +328,13 @@ pub(crate) async fn serve(
     if let Some(will) = will.filter(|_| end.publishes_will()) {
         shared.publish(&will.topic, &will.payload, will.qos);
     }
+    // Last words (acks, the takeover's notice) for a peer that still reads; a stalled one
+    // gets a second at most, and so does the close handshake.
+    let farewell = Duration::from_secs(1);
     if !conn.tx.is_empty() && matches!(end, End::Shutdown | End::TakenOver) {
-        let _ = transport.write_all(&conn.tx).await;
+        let _ = timeout(farewell, transport.write_all(&conn.tx)).await;
     }
-    transport.close().await;
+    let _ = timeout(farewell, transport.close()).await;
     match &end {
         End::Disconnect | End::PeerClosed | End::Shutdown => {
             info!(%peer, client_id = %client_id, reason = %end, received = conn.received, "client disconnected")

@@ -11,151 +11,17 @@ use fleet_broker::{
 };
 use fleet_mqtt::QoS;
 use fleet_mqtt::codec::{decode, encode};
-use fleet_mqtt::packet::{
-    ConnAck, Connect, ConnectReturnCode, Packet, Publish, Subscribe, SubscribeReturn, Will,
-};
+use fleet_mqtt::packet::{Connect, ConnectReturnCode, Packet, Publish, Subscribe, Will};
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
+mod support;
+use support::{In, Raw};
+
 const TELEMETRY: &str = "dt/monitoring/1/d-1/telemetry";
-
-/// What the raw client received, owned.
-#[derive(Debug, Clone, PartialEq)]
-enum In {
-    ConnAck(ConnectReturnCode),
-    Publish {
-        topic: String,
-        payload: Vec<u8>,
-        qos: QoS,
-    },
-    PubAck(u16),
-    SubAck(Vec<SubscribeReturn>),
-    UnsubAck,
-    PingResp,
-}
-
-struct Raw {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Raw {
-    async fn open(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        Raw {
-            stream,
-            buf: Vec::new(),
-        }
-    }
-
-    async fn connect(addr: SocketAddr, client_id: &str) -> Raw {
-        Raw::connect_with(addr, client_id, 60, None).await
-    }
-
-    async fn connect_with(
-        addr: SocketAddr,
-        client_id: &str,
-        keep_alive_s: u16,
-        will: Option<Will<'_>>,
-    ) -> Raw {
-        let mut raw = Raw::open(addr).await;
-        raw.send(&[Packet::Connect(Connect {
-            client_id,
-            keep_alive_s,
-            clean_session: true,
-            will,
-            username: None,
-            password: None,
-        })])
-        .await;
-        assert_eq!(raw.recv().await, In::ConnAck(ConnectReturnCode::Accepted));
-        raw
-    }
-
-    async fn send(&mut self, packets: &[Packet<'_>]) {
-        let mut out = Vec::new();
-        for p in packets {
-            encode(p, &mut out).unwrap();
-        }
-        self.stream.write_all(&out).await.unwrap();
-    }
-
-    async fn publish(&mut self, topic: &str, payload: &[u8], pkid: Option<u16>) {
-        let qos = if pkid.is_some() {
-            QoS::AtLeastOnce
-        } else {
-            QoS::AtMostOnce
-        };
-        self.send(&[Packet::Publish(Publish {
-            dup: false,
-            qos,
-            retain: false,
-            topic,
-            pkid,
-            payload,
-        })])
-        .await;
-    }
-
-    async fn subscribe(&mut self, filters: &[(&str, QoS)]) {
-        self.send(&[Packet::Subscribe(Subscribe {
-            pkid: 1,
-            filters: filters.to_vec(),
-        })])
-        .await;
-        assert!(matches!(self.recv().await, In::SubAck(_)));
-    }
-
-    /// The next packet, or None if the broker closed the connection.
-    async fn try_recv(&mut self, wait: Duration) -> Option<In> {
-        loop {
-            if let Some((p, used)) = decode(&self.buf, usize::MAX).unwrap() {
-                let owned = match p {
-                    Packet::ConnAck(ConnAck { code, .. }) => In::ConnAck(code),
-                    Packet::Publish(p) => In::Publish {
-                        topic: p.topic.into(),
-                        payload: p.payload.to_vec(),
-                        qos: p.qos,
-                    },
-                    Packet::PubAck(id) => In::PubAck(id),
-                    Packet::SubAck(s) => In::SubAck(s.returns),
-                    Packet::UnsubAck(_) => In::UnsubAck,
-                    Packet::PingResp => In::PingResp,
-                    other => panic!("a broker never sends {}", other.name()),
-                };
-                self.buf.drain(..used);
-                return Some(owned);
-            }
-            let mut chunk = [0u8; 4096];
-            match timeout(wait, self.stream.read(&mut chunk)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => return None,
-                Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(_) => panic!("nothing received within {wait:?}"),
-            }
-        }
-    }
-
-    async fn recv(&mut self) -> In {
-        self.try_recv(Duration::from_secs(5))
-            .await
-            .expect("connection closed")
-    }
-
-    /// Asserts nothing arrives for a while.
-    async fn quiet(&mut self) {
-        let mut chunk = [0u8; 64];
-        if let Ok(r) = timeout(Duration::from_millis(150), self.stream.read(&mut chunk)).await {
-            panic!("expected silence, got {r:?} {:?}", &chunk[..]);
-        }
-    }
-
-    async fn closed(&mut self) -> bool {
-        self.try_recv(Duration::from_secs(5)).await.is_none()
-    }
-}
 
 async fn start(ingest: bool) -> (BrokerHandle, Option<mpsc::Receiver<Ingested>>) {
     let config = BrokerConfig {
