@@ -25,7 +25,8 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, StreamSpecification, StreamViewType,
 };
 use fleet_core::{
-    PolicyConfig, Telemetry, Topic, WorkerConfig, encode_telemetry, encode_telemetry_batch,
+    DeviceId, PolicyConfig, Telemetry, Topic, WorkerConfig, encode_telemetry,
+    encode_telemetry_batch,
 };
 use fleet_lambdas::aws::calls::CallCounter;
 use fleet_lambdas::aws::dynamodb::{
@@ -234,6 +235,7 @@ async fn stack() -> Stack {
     let counted = aws::dynamodb_client(&config, Some(&counter));
     let worker = Worker {
         config: WorkerConfig::default(),
+        legacy_device: DeviceId::try_from("381938912").unwrap(),
         table: DynamoReadings {
             writer: BatchWriter::new(counted.clone(), READINGS),
         },
@@ -620,7 +622,7 @@ async fn calls_for(per_message: u64) -> Calls {
             let topic = Topic::telemetry(last.building.clone().unwrap(), last.device.clone());
             records.push(json!({
                 "messageId": format!("m-{:06}", records.len()),
-                "body": Envelope::encode(&topic.to_string(), payload.as_bytes(), last.ts.unwrap() + 30),
+                "body": Envelope::encode(&topic.to_string(), last.device.as_str(), payload.as_bytes(), last.ts.unwrap() + 30),
                 "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
                 "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:fleet-ingest", "awsRegion": "us-east-1"
             }));
