@@ -312,6 +312,37 @@ async fn a_direct_invoke_is_one_message_named_by_the_request() {
     assert!(worker().handle_event(bad, "req-3", NOW).await.is_ok());
 }
 
+/// An envelope from a rule that does not select `clientid()` names no publisher: its
+/// reading is rejected (`device_not_publisher`) and archived, and the invoke succeeds (a
+/// retry would only reject it again). The same envelope with the client id is stored.
+#[tokio::test]
+async fn an_envelope_without_a_client_id_is_rejected_not_failed() {
+    let mut old_rule: Value = serde_json::from_str(DIRECT).unwrap();
+    assert_eq!(old_rule["client_id"], "d-0001");
+    old_rule.as_object_mut().unwrap().remove("client_id");
+    let w = worker();
+    w.handle_event(serde_json::from_value(old_rule).unwrap(), "req-old", NOW)
+        .await
+        .unwrap();
+    assert!(stored(&w.table).is_empty());
+    let objects = archive(&w.archive);
+    let [rejected] = objects.as_slice() else {
+        panic!("one rejected object: {objects:?}");
+    };
+    assert!(rejected.key.starts_with("rejected/"), "{}", rejected.key);
+    let line: Value = serde_json::from_str(rejected.body.trim()).unwrap();
+    assert_eq!(
+        (line["source_id"].as_str(), line["code"].as_str()),
+        (Some("req-old"), Some("device_not_publisher"))
+    );
+
+    let w = worker();
+    w.handle_event(serde_json::from_str(DIRECT).unwrap(), "req-new", NOW)
+        .await
+        .unwrap();
+    assert_eq!(stored(&w.table).len(), 1);
+}
+
 fn remediation<P: Publisher>(publisher: P, enabled: bool) -> Remediation<MemoryDecisions, P> {
     remediation_on(MemoryDecisions::default(), publisher, enabled)
 }
