@@ -13,7 +13,8 @@
 //! ([`Publisher::of_client_id`]) and rejects every reading whose device that identity may
 //! not report (`device_not_publisher`). An envelope **without** `client_id` (a rule made
 //! before the SQL carried it, or a message sent to the queue by hand) names nobody: its
-//! readings are all rejected that way, so update the stack's rules before this worker.
+//! readings are all rejected that way (template.yml changes the rules and the worker in one
+//! deploy; envelopes queued before it are rejected and archived, not lost unseen).
 //! A message that did not come over MQTT (an HTTPS publish) has the client id `n/a`, which
 //! names nobody either.
 //!
