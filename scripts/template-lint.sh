@@ -11,7 +11,10 @@
 #      must carry a comment saying why;
 #   5. each function's role grants exactly the data-plane actions (DynamoDB, S3, IoT) that
 #      lambdas/iam.json lists for its binary, which lambdas/tests/aws_moto.rs checks against
-#      the calls the code really makes on moto.
+#      the calls the code really makes on moto;
+#   6. scripts/template-access.py: who may say what (ARCHITECTURE 4.8), the guest role and
+#      the device policy evaluated as IAM and IoT Core do: no other caller reaches a
+#      certificate device's client id or topics, and each caller keeps what it needs.
 #
 # Usage: scripts/template-lint.sh [TEMPLATE]   (default template.yml)
 # Needs: cfn-lint, sam and checkov on PATH (scripts/setup.sh aws puts them in
@@ -193,5 +196,23 @@ if problems:
 PY
 }
 check "IAM actions (lambdas/iam.json)" iam_actions || true
+
+# cfn-lint's own interpreter has its YAML loader (cfnlint.decode), which reads the short
+# forms (!Sub, !Ref...) as the intrinsic functions they are.
+cfn_lint_python() {
+  local py
+  py=$(head -n 1 "$(readlink -f "$(command -v cfn-lint)")" | sed -n 's/^#!//p')
+  if [ -z "$py" ] || ! "$py" -c 'import cfnlint.decode' 2>/dev/null; then
+    echo "cannot find cfn-lint's Python (cfnlint.decode); is cfn-lint a pip install?" >&2
+    return 1
+  fi
+  echo "$py"
+}
+access() {
+  local py
+  py=$(cfn_lint_python) || return 1
+  "$py" scripts/template-access.py "$template"
+}
+check "access rules (scripts/template-access.py)" access || true
 
 exit "$failed"

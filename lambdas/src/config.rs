@@ -5,7 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use fleet_core::{AlarmConfig, DeviceId, PolicyConfig, WorkerConfig};
+use fleet_core::device::DEFAULT_DEVICE_ID;
+use fleet_core::plan::{OTHER_BUILDING, UNKNOWN_BUILDING};
+use fleet_core::{AlarmConfig, BuildingId, DeviceId, PolicyConfig, WorkerConfig};
 use fleet_pipeline::PipelineConfig;
 
 /// A variable is missing or unusable.
@@ -128,9 +130,27 @@ pub struct WorkerSettings {
     pub readings_table: String,
     /// `ARCHIVE_BUCKET`: the archive bucket's name.
     pub archive_bucket: String,
-    /// The core's worker plan settings: `TTL_SECONDS`, `BAND_MIN`, `BAND_MAX`, and
-    /// `METRIC_DEVICES` (optional, comma-separated device ids with per-device metrics).
+    /// The core's worker plan settings: `TTL_SECONDS`, `BAND_MIN`, `BAND_MAX`,
+    /// `METRIC_DEVICES` (optional, comma-separated device ids with per-device metrics) and
+    /// `METRIC_BUILDINGS` (optional, comma-separated building ids with a `Building`
+    /// dimension of their own; default `1`..`10`, the others are counted as `other`).
     pub worker: WorkerConfig,
+    /// `LEGACY_DEVICE_ID` (optional, default `381938912`): the device the original stack's
+    /// client id `monitoring-device` speaks for.
+    pub legacy_device: DeviceId,
+}
+
+/// A comma-separated list of ids (`METRIC_DEVICES`, `METRIC_BUILDINGS`): blanks around
+/// items and empty items are ignored; a bad item names the variable, the list and the item.
+fn id_list<T>(name: &'static str, list: &str) -> Result<BTreeSet<T>, ConfigError>
+where
+    T: for<'s> TryFrom<&'s str, Error = fleet_core::IdError> + Ord,
+{
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|id| T::try_from(id).map_err(|e| invalid(name, list, format!("{id:?}: {e}"))))
+        .collect()
 }
 
 impl WorkerSettings {
@@ -142,23 +162,60 @@ impl WorkerSettings {
         if ttl_s == 0 {
             return Err(invalid("TTL_SECONDS", "0", "must be at least 1"));
         }
-        let mut metric_devices = BTreeSet::new();
-        if let Some(list) = optional(env, "METRIC_DEVICES") {
-            for id in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                let device = DeviceId::try_from(id)
-                    .map_err(|e| invalid("METRIC_DEVICES", list.clone(), format!("{id:?}: {e}")))?;
-                metric_devices.insert(device);
+        let metric_devices = match optional(env, "METRIC_DEVICES") {
+            Some(list) => id_list::<DeviceId>("METRIC_DEVICES", &list)?,
+            None => BTreeSet::new(),
+        };
+        // Unset keeps the core's default; set, it must name at least one building (an
+        // empty list would fold every building into `other`, which is never what a
+        // template meant).
+        let metric_buildings = match optional(env, "METRIC_BUILDINGS") {
+            Some(list) => {
+                let buildings = id_list::<BuildingId>("METRIC_BUILDINGS", &list)?;
+                if let Some(reserved) = buildings
+                    .iter()
+                    .find(|b| [OTHER_BUILDING, UNKNOWN_BUILDING].contains(&b.as_str()))
+                {
+                    return Err(invalid(
+                        "METRIC_BUILDINGS",
+                        list.clone(),
+                        format!(
+                            "{:?} is the dimension value of the buildings not listed",
+                            reserved.as_str()
+                        ),
+                    ));
+                }
+                if buildings.is_empty() {
+                    return Err(invalid(
+                        "METRIC_BUILDINGS",
+                        list,
+                        "lists no building id (unset it for the default 1..10)",
+                    ));
+                }
+                buildings
             }
-        }
+            None => WorkerConfig::default_metric_buildings(),
+        };
+        let legacy = optional(env, "LEGACY_DEVICE_ID");
+        let legacy_device = DeviceId::try_from(legacy.as_deref().unwrap_or(DEFAULT_DEVICE_ID))
+            .map_err(|e| {
+                invalid(
+                    "LEGACY_DEVICE_ID",
+                    legacy.clone().unwrap_or_default(),
+                    e.to_string(),
+                )
+            })?;
         let worker = WorkerConfig {
             ttl_s,
             metric_devices,
+            metric_buildings,
             ..pipeline(env)?.worker
         };
         Ok(WorkerSettings {
             readings_table,
             archive_bucket,
             worker,
+            legacy_device,
         })
     }
 }
@@ -272,6 +329,48 @@ mod tests {
         assert_eq!(s.worker.ttl_s, 86_400);
         assert_eq!(s.worker.metric_devices.len(), 2);
         assert_eq!((s.worker.band_min, s.worker.band_max), (26.0, 28.0));
+        // Unset: the original device's id and the core's buildings.
+        assert_eq!(s.legacy_device.as_str(), "381938912");
+        assert_eq!(
+            s.worker.metric_buildings,
+            WorkerConfig::default_metric_buildings()
+        );
+    }
+
+    #[test]
+    fn the_legacy_device_and_the_metric_buildings_are_read_and_validated() {
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = WORKER.to_vec();
+            pairs.extend_from_slice(extra);
+            WorkerSettings::from_env(&env(&pairs))
+        };
+        let s = with(&[
+            ("LEGACY_DEVICE_ID", " lab-7 "),
+            ("METRIC_BUILDINGS", "1, hq ,,browser"),
+        ])
+        .unwrap();
+        assert_eq!(s.legacy_device.as_str(), "lab-7");
+        let buildings: Vec<&str> = s
+            .worker
+            .metric_buildings
+            .iter()
+            .map(|b| b.as_str())
+            .collect();
+        assert_eq!(buildings, ["1", "browser", "hq"]);
+
+        for (name, value, says) in [
+            ("LEGACY_DEVICE_ID", "monitoring device", "' '"),
+            ("METRIC_BUILDINGS", "1,b/2", "\"b/2\""),
+            ("METRIC_BUILDINGS", ",,", "no building"),
+            ("METRIC_BUILDINGS", "1,other", "\"other\""),
+            ("METRIC_BUILDINGS", "unknown", "\"unknown\""),
+        ] {
+            let err = with(&[(name, value)]).unwrap_err().to_string();
+            assert!(
+                err.contains(name) && err.contains(value) && err.contains(says),
+                "{name}={value}: {err}"
+            );
+        }
     }
 
     #[test]

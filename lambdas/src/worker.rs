@@ -11,11 +11,15 @@
 //! reading, every row naming the record, so a record fails if *any* of its rows could not
 //! be written and is redelivered whole (rewriting its other rows is idempotent). A bad
 //! element is rejected on its own (`{message id}#{index}` in the logs) and fails nothing.
+//!
+//! Only a device speaks for itself (§4.8): each message's publisher comes from the rule's
+//! `clientid()` in its envelope ([`crate::envelope`]), and a reading of a device that
+//! client may not report is rejected (`device_not_publisher`), like any other bad input.
 
 use std::collections::{BTreeSet, HashMap};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use fleet_core::{Incoming, PlanSummary, WorkerConfig, plan};
+use fleet_core::{DeviceId, Incoming, PlanSummary, WorkerConfig, plan};
 use serde::Deserialize;
 use serde::de::{Deserializer, Error as _, MapAccess, Visitor};
 use serde_json::Value;
@@ -27,8 +31,12 @@ use crate::ports::{Archive, MetricLog, ReadingTable};
 /// The worker's handler: the plan settings and the ports it writes through.
 #[derive(Debug)]
 pub struct Worker<T, A, M> {
-    /// The core's worker settings (TTL, band, metric devices).
+    /// The core's worker settings (TTL, band, metric devices and buildings).
     pub config: WorkerConfig,
+    /// The device the original stack's fixed client id `monitoring-device` speaks for
+    /// (`LEGACY_DEVICE_ID`): its thing is named `monitoring-device`, so its readings
+    /// cannot name their device by the client id.
+    pub legacy_device: DeviceId,
     /// The readings table.
     pub table: T,
     /// The archive bucket.
@@ -152,21 +160,37 @@ impl<T: ReadingTable, A: Archive, M: MetricLog> Worker<T, A, M> {
         let incoming: Vec<Incoming<'_>> = messages.iter().map(Message::incoming).collect();
         let plan = plan(&self.config, &incoming);
 
-        let envelope_errors: HashMap<&str, &crate::envelope::EnvelopeError> = messages
-            .iter()
-            .filter_map(|m| m.envelope_error.as_ref().map(|e| (m.id.as_str(), e)))
-            .collect();
+        // Rejections are logged with their message's envelope error and client id; the
+        // index is built only when there is something to log.
+        let by_id: HashMap<&str, &Message> = if plan.rejected.is_empty() {
+            HashMap::new()
+        } else {
+            messages.iter().map(|m| (m.id.as_str(), m)).collect()
+        };
         for r in &plan.rejected {
-            let envelope = envelope_errors.get(r.source_id.as_str());
+            let message = by_id.get(r.source_id.as_str());
             warn!(
                 message_id = %r.source_id,
+                client_id = message.and_then(|m| m.client_id.as_deref()),
                 element = r.element,
                 reference = %r.reference(),
                 topic = %r.topic,
                 code = r.reason.code(),
                 reason = %r.reason,
-                envelope = envelope.map(|e| e.to_string()),
+                envelope = message.and_then(|m| m.envelope_error.as_ref()).map(|e| e.to_string()),
                 "rejected"
+            );
+        }
+        let anonymous = messages
+            .iter()
+            .filter(|m| m.envelope_error.is_none() && m.client_id.is_none())
+            .count();
+        if anonymous > 0 {
+            // Said once per batch, with the fix: every such reading is rejected.
+            error!(
+                messages = anonymous,
+                "envelopes without client_id: their readings are rejected (device_not_publisher); \
+                 the IoT rule must select clientid() AS client_id (redeploy template.yml)"
             );
         }
         self.metrics.emit(&plan.emf);
@@ -258,7 +282,7 @@ impl<T: ReadingTable, A: Archive, M: MetricLog> Worker<T, A, M> {
                 // here and, if it fails, the whole batch is retried below.
                 let id = record.message_id.unwrap_or_else(|| format!("(no id #{i})"));
                 let body = record.body.unwrap_or_default();
-                Message::from_body(id, body.as_bytes(), sent_ms)
+                Message::from_body(id, body.as_bytes(), sent_ms, &self.legacy_device)
             })
             .collect();
         let report = self.handle_messages(&messages).await;
@@ -281,7 +305,7 @@ impl<T: ReadingTable, A: Archive, M: MetricLog> Worker<T, A, M> {
         request_id: &str,
         now_ms: u64,
     ) -> Result<BatchReport, WorkerError> {
-        let message = Message::from_body(request_id.to_owned(), body, now_ms);
+        let message = Message::from_body(request_id.to_owned(), body, now_ms, &self.legacy_device);
         let report = self.handle_messages(std::slice::from_ref(&message)).await;
         if report.failed.is_empty() {
             Ok(report)

@@ -25,7 +25,8 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, StreamSpecification, StreamViewType,
 };
 use fleet_core::{
-    PolicyConfig, Telemetry, Topic, WorkerConfig, encode_telemetry, encode_telemetry_batch,
+    DeviceId, PolicyConfig, Telemetry, Topic, WorkerConfig, encode_telemetry,
+    encode_telemetry_batch,
 };
 use fleet_lambdas::aws::calls::CallCounter;
 use fleet_lambdas::aws::dynamodb::{
@@ -34,6 +35,7 @@ use fleet_lambdas::aws::dynamodb::{
 use fleet_lambdas::aws::iot::IotPublisher;
 use fleet_lambdas::aws::s3::S3Archive;
 use fleet_lambdas::aws::{self, SdkConfig};
+use fleet_lambdas::config::WorkerSettings;
 use fleet_lambdas::envelope::Envelope;
 use fleet_lambdas::memory::{CapturedMetrics, Discard, Recorder};
 use fleet_lambdas::notifier::Notifier;
@@ -234,6 +236,7 @@ async fn stack() -> Stack {
     let counted = aws::dynamodb_client(&config, Some(&counter));
     let worker = Worker {
         config: WorkerConfig::default(),
+        legacy_device: DeviceId::try_from("381938912").unwrap(),
         table: DynamoReadings {
             writer: BatchWriter::new(counted.clone(), READINGS),
         },
@@ -620,7 +623,7 @@ async fn calls_for(per_message: u64) -> Calls {
             let topic = Topic::telemetry(last.building.clone().unwrap(), last.device.clone());
             records.push(json!({
                 "messageId": format!("m-{:06}", records.len()),
-                "body": Envelope::encode(&topic.to_string(), payload.as_bytes(), last.ts.unwrap() + 30),
+                "body": Envelope::encode(&topic.to_string(), last.device.as_str(), payload.as_bytes(), last.ts.unwrap() + 30),
                 "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
                 "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:fleet-ingest", "awsRegion": "us-east-1"
             }));
@@ -777,4 +780,231 @@ fn cost_tables(calls: &Calls) -> String {
     assert!(totals.windows(2).all(|w| w[1] <= w[0]), "{totals:?}");
     assert!(total(&original) > 10.0 * totals[2]);
     out
+}
+
+/// A Cognito guest's client id (`{identity id}.{suffix}`, as the guest role allows) and the
+/// namespace of its devices (`g` and the identity's uuid, `fleet_core::Namespace`).
+const GUEST: &str = "eu-west-1:7d7c5d4e-0a1b-4c2d-8e3f-1234567890ab.gw0";
+const GUEST_DEVICE: &str = "g7d7c5d4e0a1b4c2d8e3f1234567890ab-0001";
+
+/// An SQS record of the rule's envelope: `payload` published by `client_id` (`None`: an
+/// envelope from a rule that did not select `clientid()`) on `topic`, arriving at `at`.
+fn record(n: usize, topic: &str, client_id: Option<&str>, payload: &str, at: u64) -> Value {
+    use base64::Engine;
+    let mut envelope = json!({
+        "payload": base64::engine::general_purpose::STANDARD.encode(payload),
+        "topic": topic,
+        "received_at": at,
+    });
+    if let Some(c) = client_id {
+        envelope["client_id"] = Value::from(c);
+        // The envelope the rule makes is the one the tests and the bench encode.
+        assert_eq!(
+            envelope,
+            serde_json::from_str::<Value>(&Envelope::encode(topic, c, payload.as_bytes(), at))
+                .unwrap()
+        );
+    }
+    json!({
+        "messageId": format!("p-{n:02}"), "body": envelope.to_string(),
+        "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:fleet-ingest", "awsRegion": "us-east-1"
+    })
+}
+
+fn reading(device: &str, building: &str, seq: u64, ts: u64) -> String {
+    encode_telemetry(&Telemetry::current(
+        device.try_into().unwrap(),
+        building.try_into().unwrap(),
+        seq,
+        ts,
+        27.0,
+        55.0,
+    ))
+}
+
+/// Only a device speaks for itself (ARCHITECTURE §4.8), through the real SDK on moto and the
+/// worker built from its environment as the binary builds it: the rule's `clientid()` names
+/// the publisher, and a reading of any other device is rejected (`device_not_publisher`),
+/// as is one stamped more than 5 minutes ahead (`ts_out_of_range`). Rejections are
+/// acknowledged, archived under `rejected/` and counted in the `Rejected` metric like any
+/// other; the right publishers' readings in the same batch are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_device_speaks_for_itself_on_moto() {
+    let s = stack().await;
+    // As `src/bin/worker.rs`: LEGACY_DEVICE_ID unset (the original device, 381938912);
+    // METRIC_BUILDINGS without the browser building, which is then counted as `other`.
+    let vars = HashMap::from([
+        ("READINGS_TABLE", READINGS),
+        ("ARCHIVE_BUCKET", BUCKET),
+        ("TTL_SECONDS", "86400"),
+        ("BAND_MIN", "26"),
+        ("BAND_MAX", "28"),
+        ("METRIC_BUILDINGS", "1,2"),
+    ]);
+    let env = |name: &str| vars.get(name).map(|v| (*v).to_owned());
+    let settings = WorkerSettings::from_env(&env).unwrap();
+    let worker = Worker {
+        config: settings.worker,
+        legacy_device: settings.legacy_device,
+        table: DynamoReadings {
+            writer: BatchWriter::new(s.dynamodb.clone(), READINGS),
+        },
+        archive: S3Archive {
+            client: s.s3.clone(),
+            bucket: BUCKET.into(),
+        },
+        metrics: CapturedMetrics::default(),
+    };
+
+    let t = 1_764_230_400_000;
+    let at = t + 30;
+    let five_minutes = fleet_core::payload::MAX_FUTURE_SKEW_MS;
+    let d1 = "dt/monitoring/1/d-0001/telemetry";
+    let legacy = "monitoring-device/building-1";
+    let legacy_of =
+        |device: &str| encode_telemetry(&Telemetry::legacy(device.try_into().unwrap(), 27.0, 55.0));
+    let browser = |device: &str| format!("dt/monitoring/browser/{device}/telemetry");
+    let records = vec![
+        // 0: the device itself.
+        record(0, d1, Some("d-0001"), &reading("d-0001", "1", 1, t), at),
+        // 1: another device's certificate (its client id is its thing) speaking for d-0001.
+        record(1, d1, Some("d-0002"), &reading("d-0001", "1", 2, t + 1), at),
+        // 2: a guest, for a device of its own namespace in the browser building.
+        record(
+            2,
+            &browser(GUEST_DEVICE),
+            Some(GUEST),
+            &reading(GUEST_DEVICE, "browser", 1, t),
+            at,
+        ),
+        // 3: the same guest naming a certificate device (the only building IAM lets it
+        // publish in is the browser building).
+        record(
+            3,
+            &browser("d-0001"),
+            Some(GUEST),
+            &reading("d-0001", "browser", 3, t + 2),
+            at,
+        ),
+        // 4: the original device, on its legacy topic with its fixed client id.
+        record(
+            4,
+            legacy,
+            Some("monitoring-device"),
+            &legacy_of("381938912"),
+            at,
+        ),
+        // 5: the original device's client id speaking for another device.
+        record(
+            5,
+            legacy,
+            Some("monitoring-device"),
+            &legacy_of("d-0001"),
+            at + 1,
+        ),
+        // 6: an envelope from a rule that predates `clientid()`.
+        record(6, d1, None, &reading("d-0001", "1", 4, t + 3), at),
+        // 7, 8: the device itself, stamped 5 minutes ahead (accepted) and a millisecond more
+        // (rejected: it would make every later real reading look stale).
+        record(
+            7,
+            d1,
+            Some("d-0001"),
+            &reading("d-0001", "1", 5, at + five_minutes),
+            at,
+        ),
+        record(
+            8,
+            d1,
+            Some("d-0001"),
+            &reading("d-0001", "1", 6, at + five_minutes + 1),
+            at,
+        ),
+    ];
+    let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
+    let response = worker.handle_sqs(event, at).await.unwrap();
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "rejections are acknowledged, not retried: {response:?}"
+    );
+
+    // Stored: exactly the readings whose publisher may report their device.
+    let mut stored: Vec<(String, Option<u64>)> = scan(&s.dynamodb, READINGS)
+        .await
+        .iter()
+        .map(|i| {
+            let r = row_from_item(i).unwrap();
+            (r.device.to_string(), r.seq)
+        })
+        .collect();
+    stored.sort();
+    assert_eq!(
+        stored,
+        [
+            ("381938912".to_owned(), None),
+            ("d-0001".to_owned(), Some(1)),
+            ("d-0001".to_owned(), Some(5)),
+            (GUEST_DEVICE.to_owned(), Some(1)),
+        ]
+    );
+
+    // Archived under rejected/ with their codes, as every rejection is.
+    let listed =
+        s.s3.list_objects_v2()
+            .bucket(BUCKET)
+            .prefix("rejected/")
+            .send()
+            .await
+            .unwrap();
+    let [object] = listed.contents() else {
+        panic!("one rejected object per batch: {listed:?}");
+    };
+    let body =
+        s.s3.get_object()
+            .bucket(BUCKET)
+            .key(object.key().unwrap())
+            .send()
+            .await
+            .unwrap();
+    let body = String::from_utf8(body.body.collect().await.unwrap().to_vec()).unwrap();
+    let rejected: Vec<(String, String)> = body
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["source_id"].as_str().unwrap().to_owned(),
+                v["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("p-01", "device_not_publisher"),
+        ("p-03", "device_not_publisher"),
+        ("p-05", "device_not_publisher"),
+        ("p-06", "device_not_publisher"),
+        ("p-08", "ts_out_of_range"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect();
+    assert_eq!(rejected, expected, "{body}");
+
+    // Counted in the Rejected metric, per building as the allow-list names it: the browser
+    // building is `other`, never a dimension of its own.
+    let per_building: BTreeMap<String, (u64, u64)> = worker
+        .metrics
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter_map(|v| {
+            let building = v["Building"].as_str()?.to_owned();
+            Some((building, (v["Readings"].as_u64()?, v["Rejected"].as_u64()?)))
+        })
+        .collect();
+    assert_eq!(
+        per_building,
+        BTreeMap::from([("1".to_owned(), (3, 4)), ("other".to_owned(), (1, 1))]),
+    );
 }

@@ -37,6 +37,11 @@ const DIRECT_BATCH: &str = include_str!("fixtures/iot_direct_batch.json");
 /// A little after the fixtures' readings (2025-11-27T08:00:01Z).
 const NOW: u64 = 1_764_230_401_000;
 
+/// The device the original stack's client id `monitoring-device` speaks for.
+fn legacy() -> DeviceId {
+    DeviceId::try_from("381938912").unwrap()
+}
+
 fn id(n: u32) -> String {
     format!("5f1a0c1e-{n:04}-4a8e-9d2b-{n:012}")
 }
@@ -46,6 +51,7 @@ type MemWorker<T = SharedStore, A = SharedStore> = Worker<T, A, CapturedMetrics>
 fn worker() -> MemWorker {
     Worker {
         config: WorkerConfig::default(),
+        legacy_device: legacy(),
         table: SharedStore::default(),
         archive: SharedStore::default(),
         metrics: CapturedMetrics::default(),
@@ -198,6 +204,7 @@ impl<A: Archive> Archive for FailPrefix<A> {
 async fn a_failed_row_fails_exactly_its_message() {
     let w = Worker {
         config: WorkerConfig::default(),
+        legacy_device: legacy(),
         table: FailDevice(mem(), "d-0002"),
         archive: mem(),
         metrics: CapturedMetrics::default(),
@@ -221,6 +228,7 @@ async fn a_failed_row_fails_exactly_its_message() {
 async fn a_failed_archive_fails_the_messages_it_holds() {
     let w = Worker {
         config: WorkerConfig::default(),
+        legacy_device: legacy(),
         table: mem(),
         archive: FailPrefix(mem(), "rejected/"),
         metrics: CapturedMetrics::default(),
@@ -239,6 +247,7 @@ async fn a_failed_archive_fails_the_messages_it_holds() {
 
     let w = Worker {
         config: WorkerConfig::default(),
+        legacy_device: legacy(),
         table: mem(),
         archive: FailPrefix(mem(), "readings/"),
         metrics: CapturedMetrics::default(),
@@ -284,6 +293,7 @@ async fn a_direct_invoke_is_one_message_named_by_the_request() {
 
     let failing = Worker {
         config: WorkerConfig::default(),
+        legacy_device: legacy(),
         table: FailDevice(mem(), "d-0001"),
         archive: mem(),
         metrics: CapturedMetrics::default(),
@@ -300,6 +310,37 @@ async fn a_direct_invoke_is_one_message_named_by_the_request() {
     let bad = serde_json::json!({"payload": "e30=", "topic": "dt/monitoring/1/d-1/telemetry", "received_at": NOW});
     let bad: WorkerEvent = serde_json::from_value(bad).unwrap();
     assert!(worker().handle_event(bad, "req-3", NOW).await.is_ok());
+}
+
+/// An envelope from a rule that does not select `clientid()` names no publisher: its
+/// reading is rejected (`device_not_publisher`) and archived, and the invoke succeeds (a
+/// retry would only reject it again). The same envelope with the client id is stored.
+#[tokio::test]
+async fn an_envelope_without_a_client_id_is_rejected_not_failed() {
+    let mut old_rule: Value = serde_json::from_str(DIRECT).unwrap();
+    assert_eq!(old_rule["client_id"], "d-0001");
+    old_rule.as_object_mut().unwrap().remove("client_id");
+    let w = worker();
+    w.handle_event(serde_json::from_value(old_rule).unwrap(), "req-old", NOW)
+        .await
+        .unwrap();
+    assert!(stored(&w.table).is_empty());
+    let objects = archive(&w.archive);
+    let [rejected] = objects.as_slice() else {
+        panic!("one rejected object: {objects:?}");
+    };
+    assert!(rejected.key.starts_with("rejected/"), "{}", rejected.key);
+    let line: Value = serde_json::from_str(rejected.body.trim()).unwrap();
+    assert_eq!(
+        (line["source_id"].as_str(), line["code"].as_str()),
+        (Some("req-old"), Some("device_not_publisher"))
+    );
+
+    let w = worker();
+    w.handle_event(serde_json::from_str(DIRECT).unwrap(), "req-new", NOW)
+        .await
+        .unwrap();
+    assert_eq!(stored(&w.table).len(), 1);
 }
 
 fn remediation<P: Publisher>(publisher: P, enabled: bool) -> Remediation<MemoryDecisions, P> {
@@ -611,6 +652,7 @@ async fn cloud_and_local(event: SqsEvent, rows: fn(&SharedStore) -> Vec<ReadingR
                 r.message_id.clone().unwrap(),
                 r.body.as_deref().unwrap().as_bytes(),
                 NOW,
+                &legacy(),
             )
         })
         .collect();
@@ -767,6 +809,7 @@ impl<T: ReadingTable> ReadingTable for FailReading<T> {
 async fn one_failed_row_of_a_batch_fails_its_record_and_no_neighbour() {
     let w = Worker {
         config: WorkerConfig::default(),
+        legacy_device: legacy(),
         table: FailReading(mem(), "d-0001", 7),
         archive: mem(),
         metrics: CapturedMetrics::default(),
@@ -805,6 +848,7 @@ async fn a_direct_invoke_may_carry_a_batch() {
     // A failed row fails the invoke, so Lambda retries the whole envelope.
     let failing = Worker {
         config: WorkerConfig::default(),
+        legacy_device: legacy(),
         table: FailReading(mem(), "d-0001", 21),
         archive: mem(),
         metrics: CapturedMetrics::default(),

@@ -20,6 +20,7 @@ async fn main() -> Result<(), Error> {
     let sdk = aws::load(config::trust_roots(&ProcessEnv)?).await;
     let worker = Worker {
         config: settings.worker,
+        legacy_device: settings.legacy_device,
         table: DynamoReadings {
             writer: BatchWriter::new(aws::dynamodb_client(&sdk, None), settings.readings_table),
         },
