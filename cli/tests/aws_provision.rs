@@ -335,6 +335,21 @@ fn provision_creates_one_attached_thing_per_device_and_deprovision_removes_all()
     assert_eq!(iot.things(), ids(5));
     assert_eq!(iot.certificate_ids(), certificate_ids);
 
+    // A key lost on disk cannot be fetched again: said so, and nothing is created.
+    let lost = dir.join("d-0005.private.key");
+    std::fs::remove_file(&lost).unwrap();
+    let out = run(provision());
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "d-0005: provisioned, but {} is gone",
+            lost.display()
+        )),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(iot.certificate_ids(), certificate_ids);
+
     let t0 = Instant::now();
     let stdout = succeeds(fleet_aws(&moto, &["deprovision", "--dir", d]));
     eprintln!("deprovision of 5 devices: {:?}", t0.elapsed());
@@ -347,7 +362,8 @@ fn provision_creates_one_attached_thing_per_device_and_deprovision_removes_all()
         stdout.contains("5 certificate(s) deactivated and deleted (0 already gone)"),
         "{stdout}"
     );
-    assert!(stdout.contains("12 file(s) removed"), "{stdout}");
+    // 5 certificates, 4 keys, the root CA and the manifest.
+    assert!(stdout.contains("11 file(s) removed"), "{stdout}");
     assert_eq!(iot.things(), BTreeSet::new());
     assert_eq!(iot.certificate_ids(), BTreeSet::new());
     assert!(!dir.exists(), "the directory provision created is removed");
@@ -408,7 +424,7 @@ fn an_interrupted_run_leaves_a_manifest_of_everything_it_created() {
     let d = tmp.path().join("certs");
     let d = d.to_str().unwrap();
 
-    // 40 devices at 10 per second take 4 s; Ctrl-C (SIGINT) after about 1.5 s.
+    // 40 devices at 10 per second take 4 s; Ctrl-C (SIGINT) once a few things exist.
     let child = fleet_aws(
         &moto,
         &[
@@ -427,7 +443,14 @@ fn an_interrupted_run_leaves_a_manifest_of_everything_it_created() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while iot.things().len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "provision created nothing in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -74,7 +74,8 @@ enum AwsCommand {
 /// Where the IoT control plane is, and how fast to call it.
 #[derive(Debug, Clone, Args)]
 pub struct Connection {
-    /// AWS region (default: AWS_REGION, or the profile's region).
+    /// AWS region (default: AWS_REGION, or the profile's region; for deprovision, the
+    /// manifest's).
     #[arg(long)]
     pub region: Option<String>,
     /// Talk to this AWS-compatible server instead of AWS (e.g. http://127.0.0.1:5000 for

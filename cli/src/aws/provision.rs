@@ -89,6 +89,8 @@ enum Outcome {
     /// Its certificate or key file exists and this manifest does not list the device: not
     /// touched.
     FilesExist(PathBuf),
+    /// Complete in the manifest, but one of its files is gone.
+    FilesMissing(PathBuf),
     /// A step failed; the record says what exists.
     Failed(anyhow::Error),
 }
@@ -170,7 +172,15 @@ pub async fn run(args: ProvisionArgs) -> Result<()> {
             outcome,
         };
         match &record {
-            Some(r) if r.is_complete() => results.push(device(Outcome::AlreadyDone)),
+            Some(r) if r.is_complete() => {
+                let missing = [dir.cert(&id), dir.key(&id)]
+                    .into_iter()
+                    .find(|p| !p.exists());
+                results.push(device(match missing {
+                    Some(path) => Outcome::FilesMissing(path),
+                    None => Outcome::AlreadyDone,
+                }));
+            }
             Some(_) => work.push(device(Outcome::Done)),
             None => match [dir.cert(&id), dir.key(&id)]
                 .into_iter()
@@ -366,12 +376,19 @@ fn report(
         );
     }
     for device in results {
-        if let Outcome::FilesExist(path) = &device.outcome {
-            println!(
+        match &device.outcome {
+            Outcome::FilesExist(path) => println!(
                 "Not touched, {} exists and this manifest does not list {}",
                 path.display(),
                 device.id
-            );
+            ),
+            Outcome::FilesMissing(path) => println!(
+                "{}: provisioned, but {} is gone (AWS never hands out a private key twice): \
+                 deprovision and provision again",
+                device.id,
+                path.display()
+            ),
+            _ => {}
         }
     }
 
