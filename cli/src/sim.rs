@@ -133,6 +133,9 @@ pub fn run(args: SimArgs) -> Result<()> {
     logging::init(args.log_level, args.log_format);
     let params = args.device.params().context("invalid device parameters")?;
     let url = broker_url(&args)?;
+    if args.cert_dir.is_some() && url.scheme() != Scheme::Mqtts {
+        bail!("--cert-dir needs mutual TLS: an mqtts:// --broker, or --iot-endpoint");
+    }
     let tls = (url.scheme() == Scheme::Mqtts).then(|| device_tls(&args));
     let building = BuildingId::try_from(args.building.as_str())
         .with_context(|| format!("--building {:?}", args.building))?;

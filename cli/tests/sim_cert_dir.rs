@@ -126,4 +126,14 @@ fn a_missing_certificate_is_named_before_any_connection() {
         stderr.contains(&format!("missing root CA file {}", ca.display())),
         "{stderr}"
     );
+
+    // Certificates over plain TCP would be ignored: refused instead.
+    let out = support::fleet()
+        .args(["sim", "--broker", "mqtt://127.0.0.1:9", "--cert-dir"])
+        .arg(certs.join("devices"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--cert-dir needs mutual TLS"), "{stderr}");
 }
