@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - `args`: flags shared by subcommands (the original device's parameters).
+//! - `aws`: device identities on AWS IoT Core (`fleet aws provision`/`deprovision`).
+//! - `certs`: the per-device certificate directory `aws` writes and `sim` reads.
 //! - `demo`: the whole monitoring → remediation loop in one process, on a simulated clock.
 //! - `local`: the local stack (`fleet-local`) and its device certificates.
 //! - `logging`: JSON or text logs, with the original CLI's levels.
@@ -14,7 +16,9 @@
 //! flags, printing, and pacing; no rule lives here.
 
 mod args;
+mod aws;
 mod bench;
+mod certs;
 mod demo;
 mod local;
 mod logging;
@@ -63,6 +67,9 @@ enum Command {
     /// readings/s stored (counted in its database), the remediation round trip p50/p99,
     /// the stack's peak memory, and losses.
     Bench(Box<bench::BenchArgs>),
+    /// Devices on AWS IoT Core: `provision` creates things with their own certificates
+    /// and writes the files `fleet sim --cert-dir` loads; `deprovision` removes them.
+    Aws(aws::AwsArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +79,7 @@ fn main() -> ExitCode {
         Command::Local(args) => local::run(*args),
         Command::Sim(args) => sim::run(*args),
         Command::Bench(args) => bench::run(*args),
+        Command::Aws(args) => aws::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::args::DeviceArgs;
+use crate::certs::{DeviceCertDir, DeviceTls};
 use crate::logging::{self, LogFormat, LogLevel};
 
 /// Flags of `fleet sim`.
@@ -55,9 +56,10 @@ pub struct SimArgs {
     /// Default: mqtts://IOT_ENDPOINT:8883 with --iot-endpoint, else the local stack.
     #[arg(long)]
     pub broker: Option<String>,
-    /// CA certificate for mqtts (the original's ./certs/AmazonRootCA1.pem).
-    #[arg(long, default_value = "./certs/AmazonRootCA1.pem")]
-    pub root_ca: PathBuf,
+    /// CA certificate for mqtts (default: the original's ./certs/AmazonRootCA1.pem; with
+    /// --cert-dir, DIR/AmazonRootCA1.pem).
+    #[arg(long)]
+    pub root_ca: Option<PathBuf>,
     /// Device certificate for mqtts.
     #[arg(long, default_value = "./certs/monitoring-device.cert.pem")]
     pub cert: PathBuf,
@@ -79,6 +81,12 @@ pub struct SimArgs {
     /// A file holding the MQTT password, e.g. the local stack's DATA/auth/fleet.token.
     #[arg(long)]
     pub password_file: Option<PathBuf>,
+    /// Per-device certificates for mqtts: each device connects with its own
+    /// DIR/{id}.cert.pem and DIR/{id}.private.key (as `fleet aws provision` writes them, or
+    /// `fleet local cert` under DATA/certs/devices). Every file is checked before the first
+    /// connection.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["cert", "key"])]
+    pub cert_dir: Option<PathBuf>,
     /// Number of devices.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub devices: u32,
@@ -141,8 +149,10 @@ pub fn run(args: SimArgs) -> Result<()> {
     logging::init(args.log_level, args.log_format);
     let params = args.device.params().context("invalid device parameters")?;
     let url = broker_url(&args)?;
-    let tls = (url.scheme() == Scheme::Mqtts)
-        .then(|| TlsFiles::new(&args.root_ca).with_identity(&args.cert, &args.key));
+    if args.cert_dir.is_some() && url.scheme() != Scheme::Mqtts {
+        bail!("--cert-dir needs mutual TLS: an mqtts:// --broker, or --iot-endpoint");
+    }
+    let tls = (url.scheme() == Scheme::Mqtts).then(|| device_tls(&args));
     let building = BuildingId::try_from(args.building.as_str())
         .with_context(|| format!("--building {:?}", args.building))?;
     if !(args.connect_rate.is_finite() && args.connect_rate > 0.0) {
@@ -151,12 +161,33 @@ pub fn run(args: SimArgs) -> Result<()> {
     check_batch(&args)?;
     let topic_prefix = basic_ingest_prefix(&args)?;
     let devices = build_fleet(&args, params, &building)?;
+    if let Some(tls) = &tls {
+        tls.check(devices.iter().map(Device::id))?;
+    }
     print_setup(&args, &url);
 
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let reports = runtime.block_on(simulate(&args, url, tls, devices, &topic_prefix))?;
     print_summary(&args, &reports);
     Ok(())
+}
+
+/// The devices' TLS files: their own under `--cert-dir`, else the one `--cert/--key` pair.
+fn device_tls(args: &SimArgs) -> DeviceTls {
+    match &args.cert_dir {
+        Some(dir) => {
+            let dir = DeviceCertDir::new(dir);
+            let root_ca = args.root_ca.clone().unwrap_or_else(|| dir.root_ca());
+            DeviceTls::PerDevice { dir, root_ca }
+        }
+        None => {
+            let root_ca = args
+                .root_ca
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("./certs/AmazonRootCA1.pem"));
+            DeviceTls::Shared(TlsFiles::new(root_ca).with_identity(&args.cert, &args.key))
+        }
+    }
 }
 
 /// `$aws/rules/RULE/` for `--basic-ingest RULE`, or nothing.
@@ -290,7 +321,7 @@ fn now_ms() -> u64 {
 async fn simulate(
     args: &SimArgs,
     url: BrokerUrl,
-    tls: Option<TlsFiles>,
+    tls: Option<DeviceTls>,
     devices: Vec<Device>,
     topic_prefix: &str,
 ) -> Result<Vec<DeviceReport>> {
@@ -343,7 +374,7 @@ async fn simulate(
         let mut client =
             Client::new(options, url.clone()).seed(args.seed ^ (i as u64).wrapping_mul(0x9E37));
         if let Some(files) = &tls {
-            client = client.tls(files.clone());
+            client = client.tls(files.for_device(device.id()));
         }
         let (handle, events) = client
             .start()
