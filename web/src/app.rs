@@ -20,11 +20,13 @@ use crate::aws_mode::{AwsControls, AwsMode};
 use crate::chart;
 use crate::engine::{Engine, EngineConfig, series_capacity, warmup_s};
 use crate::export;
+use crate::identity::{Login, PageIdentity};
+use crate::json::Json;
 use crate::settings::{
     LOCAL_GATEWAY_PUBLISH_RATE, MAX_DEVICES, Mode, PARAM_KEYS, Settings, param_mut,
 };
 use crate::transport::Transport;
-use crate::transport::mqtt::{Connections, MqttConfig, MqttTransport};
+use crate::transport::mqtt::{Connections, MqttTransport};
 use crate::transport::websocket::WsConnector;
 use crate::view_model::{Level, Snapshot};
 
@@ -305,11 +307,19 @@ async fn fetch_config() -> Result<Option<HostConfig>, String> {
 /// template's `WebConfig` output is the AWS form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostConfig {
-    /// `{"mode":"local","mqtt":{"url":"ws://…/mqtt"}}`.
-    Local(String),
-    /// `{"mode":"aws","region":…,"mqtt":{"endpoint":…,"client_id_prefix":…},
-    /// "cognito":{"identity_pool_id":…}}`, as settings pairs, so they are checked like the
-    /// URL's.
+    /// `{"mode":"local","mqtt":{"url":"ws://…/mqtt","username":"page:NS","password":…},
+    /// "namespace":"NS"}`: the broker, and the namespace and credential the stack issued
+    /// this page (a fresh pair per request).
+    Local {
+        /// The broker's WebSocket URL.
+        url: String,
+        /// The page's namespace (none from an older stack).
+        namespace: Option<String>,
+        /// The credential for it.
+        login: Option<Login>,
+    },
+    /// `{"mode":"aws","region":…,"mqtt":{"endpoint":…},"cognito":{"identity_pool_id":…},
+    /// "browser_building":…}`, as settings pairs, so they are checked like the URL's.
     #[cfg(feature = "aws")]
     Aws(Vec<(&'static str, String)>),
 }
@@ -317,57 +327,34 @@ pub enum HostConfig {
 /// Reads a `config.json`; `None` for anything else (a static host may answer every path
 /// with `index.html`). Builds without the `aws` feature read only the local form.
 pub fn host_config(text: &str) -> Option<HostConfig> {
-    #[derive(serde::Deserialize)]
-    struct Config {
-        mode: String,
-        mqtt: Option<Mqtt>,
-        #[cfg(feature = "aws")]
-        region: Option<String>,
-        #[cfg(feature = "aws")]
-        cognito: Option<Cognito>,
-        #[cfg(feature = "aws")]
-        topics: Option<Topics>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Mqtt {
-        url: Option<String>,
-        #[cfg(feature = "aws")]
-        endpoint: Option<String>,
-        #[cfg(feature = "aws")]
-        client_id_prefix: Option<String>,
-    }
-    #[cfg(feature = "aws")]
-    #[derive(serde::Deserialize)]
-    struct Cognito {
-        identity_pool_id: Option<String>,
-    }
-    #[cfg(feature = "aws")]
-    #[derive(serde::Deserialize)]
-    struct Topics {
-        basic_ingest_prefix: Option<String>,
-    }
-    let config: Config = serde_json::from_str(text).ok()?;
-    match config.mode.as_str() {
-        "local" => config.mqtt.and_then(|m| m.url).map(HostConfig::Local),
+    let config = Json::parse(text)?;
+    let get = |path: &[&str]| config.str(path);
+    match get(&["mode"])?.as_str() {
+        "local" => {
+            let login = match (get(&["mqtt", "username"]), get(&["mqtt", "password"])) {
+                (Some(username), Some(password)) => Some(Login { username, password }),
+                _ => None,
+            };
+            Some(HostConfig::Local {
+                url: get(&["mqtt", "url"])?,
+                namespace: get(&["namespace"]),
+                login,
+            })
+        }
         #[cfg(feature = "aws")]
         "aws" => {
-            let mqtt = config.mqtt?;
-            let mut pairs = vec![("endpoint", mqtt.endpoint?), ("region", config.region?)];
-            pairs.extend(mqtt.client_id_prefix.map(|p| ("prefix", p)));
-            pairs.extend(
-                config
-                    .cognito
-                    .and_then(|c| c.identity_pool_id)
-                    .map(|p| ("pool", p)),
-            );
+            let mut pairs = vec![
+                ("endpoint", get(&["mqtt", "endpoint"])?),
+                ("region", get(&["region"])?),
+            ];
+            pairs.extend(get(&["cognito", "identity_pool_id"]).map(|p| ("pool", p)));
             // `$aws/rules/<rule>/`: telemetry goes through Basic Ingest.
             pairs.extend(
-                config
-                    .topics
-                    .and_then(|t| t.basic_ingest_prefix)
+                get(&["topics", "basic_ingest_prefix"])
                     .and_then(|p| fleet_core::topic::basic_ingest::rule(&p).map(str::to_owned))
                     .map(|r| ("rule", r)),
             );
+            pairs.extend(get(&["browser_building"]).map(|b| ("building", b)));
             Some(HostConfig::Aws(pairs))
         }
         _ => None,
@@ -395,17 +382,24 @@ fn download(name: &str, mime: &str, text: &str) -> Result<(), String> {
 }
 
 /// Where a fleet started with `s` goes: what the settings name, or else what the page's
-/// host says in `config.json` (whose AWS settings are copied into `settings`).
-async fn resolve_target(s: &Settings, settings: RwSignal<Settings>) -> Result<Target, String> {
+/// host says in `config.json` (whose AWS settings are copied into `settings`); and who the
+/// page is there, when the host issued it a namespace.
+async fn resolve_target(
+    s: &Settings,
+    settings: RwSignal<Settings>,
+) -> Result<(Target, Option<PageIdentity>), String> {
     #[cfg(not(feature = "aws"))]
     let _ = settings; // only AWS settings are copied from config.json
     match (s.mode, &s.broker, &s.endpoint) {
-        (Mode::InPage, _, _) => return Ok(Target::InPage),
+        (Mode::InPage, _, _) => return Ok((Target::InPage, None)),
         #[cfg(feature = "aws")]
-        (Mode::Aws, _, Some(endpoint)) => return Ok(Target::Aws(endpoint.clone())),
+        (Mode::Aws, _, Some(endpoint)) => return Ok((Target::Aws(endpoint.clone()), None)),
         #[cfg(not(feature = "aws"))]
         (Mode::Aws, _, _) => return Err(crate::aws_mode::NOTE.to_owned()),
-        (Mode::Auto | Mode::Local, Some(url), _) => return Ok(Target::Broker(url.clone())),
+        // Another broker: it issued this page nothing (see `identity.rs`).
+        (Mode::Auto | Mode::Local, Some(url), _) => {
+            return Ok((Target::Broker(url.clone()), None));
+        }
         _ => {}
     }
     match (s.mode, fetch_config().await) {
@@ -417,12 +411,24 @@ async fn resolve_target(s: &Settings, settings: RwSignal<Settings>) -> Result<Ta
                 s.apply(pairs.iter().map(|(k, v)| (*k, v.as_str())), &mut warnings);
             });
             match settings.with_untracked(|s| s.endpoint.clone()) {
-                Some(endpoint) if warnings.is_empty() => Ok(Target::Aws(endpoint)),
+                Some(endpoint) if warnings.is_empty() => Ok((Target::Aws(endpoint), None)),
                 _ => Err(format!("config.json: {}", warnings.join("; "))),
             }
         }
-        (Mode::Auto | Mode::Local, Ok(Some(HostConfig::Local(url)))) => Ok(Target::Broker(url)),
-        (Mode::Auto, _) => Ok(Target::InPage),
+        (
+            Mode::Auto | Mode::Local,
+            Ok(Some(HostConfig::Local {
+                url,
+                namespace,
+                login,
+            })),
+        ) => {
+            let identity = namespace
+                .map(|ns| PageIdentity::issued(&ns, login))
+                .transpose()?;
+            Ok((Target::Broker(url), identity))
+        }
+        (Mode::Auto, _) => Ok((Target::InPage, None)),
         #[cfg(feature = "aws")]
         (Mode::Aws, Ok(_)) => Err("AWS mode needs the IoT Core endpoint: enter it, or serve \
              the template's WebAppConfig output as config.json"
@@ -436,6 +442,56 @@ async fn resolve_target(s: &Settings, settings: RwSignal<Settings>) -> Result<Ta
     }
 }
 
+/// A fleet ready to launch: where it goes and who the page is there.
+struct Plan {
+    target: Target,
+    /// Who the page is to the broker; `None` in page.
+    identity: Option<PageIdentity>,
+    /// How an AWS fleet signs its connections.
+    #[cfg(feature = "aws")]
+    sign_in: Option<crate::aws_mode::SignIn>,
+}
+
+/// Resolves where a fleet goes and, on AWS, signs in first (a Cognito guest's ids are
+/// named after its identity). Errors are worded for the page.
+async fn plan(
+    s: &Settings,
+    settings: RwSignal<Settings>,
+    aws_mode: AwsMode,
+    generated: PageIdentity,
+) -> Result<Plan, String> {
+    #[cfg(not(feature = "aws"))]
+    let _ = aws_mode;
+    let (target, issued) = resolve_target(s, settings)
+        .await
+        .map_err(|why| format!("bad config: {why}"))?;
+    let identity = match target {
+        Target::InPage => None,
+        _ => Some(issued.unwrap_or(generated)),
+    };
+    #[cfg(feature = "aws")]
+    if let (Target::Aws(_), Some(generated)) = (&target, &identity) {
+        // config.json may have filled in the pool and the building.
+        let s = settings.get_untracked();
+        let failed = |e: String| format!("could not start the fleet: {e}");
+        let sign_in = aws_mode.sign_in(&s).await.map_err(failed)?;
+        let identity = sign_in
+            .identity(s.building.as_deref(), generated.clone())
+            .map_err(failed)?;
+        return Ok(Plan {
+            target,
+            identity: Some(identity),
+            sign_in: Some(sign_in),
+        });
+    }
+    Ok(Plan {
+        target,
+        identity,
+        #[cfg(feature = "aws")]
+        sign_in: None,
+    })
+}
+
 /// The whole page.
 #[component]
 pub fn App() -> impl IntoView {
@@ -447,7 +503,7 @@ pub fn App() -> impl IntoView {
     let settings = RwSignal::new(initial);
     let state = RwSignal::new(RunState::Stopped);
     let target = RwSignal::new(None::<Target>);
-    let errors = RwSignal::new(warnings);
+    let errors = RwSignal::new(warnings.clone());
     let snapshot = RwSignal::new(Snapshot {
         band_min,
         band_max,
@@ -461,8 +517,9 @@ pub fn App() -> impl IntoView {
     // replays missed time: after a pause each device sends one reading, now.
     let catch_up_step = StoredValue::new(STEP_MS);
     let aws_mode = AwsMode::new(settings, errors);
-    // One id per page: its client ids and, on a shared broker, its device ids.
-    let page_id = StoredValue::new(tab_id());
+    // One namespace per page for brokers that issue none (see `identity.rs`): its device
+    // ids and client ids, distinct per tab.
+    let page_identity = StoredValue::new(PageIdentity::generated(random_40_bits()));
     let visible = RwSignal::new(0..0_usize);
     let visible_now = StoredValue::new(0..0_usize);
     Effect::new(move |_| visible_now.set_value(visible.get()));
@@ -527,7 +584,7 @@ pub fn App() -> impl IntoView {
         state.set(RunState::Stopped);
     };
 
-    let launch = move |target_now: Target| {
+    let launch = move |plan: Plan| {
         let s = settings.get_untracked();
         let config = EngineConfig {
             devices: s.devices,
@@ -539,8 +596,9 @@ pub fn App() -> impl IntoView {
             ..EngineConfig::default()
         };
         let real_now = now_ms();
-        let built = match &target_now {
-            Target::InPage => {
+        let target_now = plan.target.clone();
+        let built = match (&plan.target, plan.identity) {
+            (Target::InPage, _) => {
                 clock.set_value(SimClock::new(real_now, s.speed));
                 catch_up_step.set_value(STEP_MS);
                 let warmup = warmup_s(
@@ -551,15 +609,15 @@ pub fn App() -> impl IntoView {
                 );
                 in_page_engine(config, real_now, warmup)
             }
-            Target::Broker(url) => {
+            (_, None) => Err(crate::engine::EngineError::Transport(
+                "no page identity for the broker".to_owned(),
+            )),
+            (Target::Broker(url), Some(identity)) => {
                 // A broker checks readings against its own clock: real time only.
                 clock.set_value(SimClock::new(real_now, 1));
                 catch_up_step.set_value(u64::MAX);
-                let mut mqtt = MqttConfig::new(
-                    url.clone(),
-                    format!("{}{}-", s.client_prefix, page_id.get_value()),
-                );
-                let config = on_shared_broker(config, &page_id.get_value());
+                let mut mqtt = identity.mqtt_config(url.clone());
+                let config = identity.engine_config(config);
                 mqtt.seed = s.seed ^ real_now;
                 mqtt.connections = match s.connections.gateways(
                     s.devices,
@@ -576,20 +634,17 @@ pub fn App() -> impl IntoView {
                 })
             }
             #[cfg(feature = "aws")]
-            Target::Aws(endpoint) => {
+            (Target::Aws(endpoint), Some(identity)) => {
                 clock.set_value(SimClock::new(real_now, 1));
                 catch_up_step.set_value(u64::MAX);
-                let mut mqtt = MqttConfig::new(
-                    format!("wss://{endpoint}/mqtt"),
-                    format!("{}{}-", s.client_prefix, page_id.get_value()),
-                );
+                let mut mqtt = identity.mqtt_config(format!("wss://{endpoint}/mqtt"));
                 let config = EngineConfig {
                     topic_prefix: s
                         .rule
                         .as_ref()
                         .and_then(|r| fleet_core::topic::basic_ingest::prefix(r).ok())
                         .unwrap_or_default(),
-                    ..on_shared_broker(config, &page_id.get_value())
+                    ..identity.engine_config(config)
                 };
                 mqtt.seed = s.seed ^ real_now;
                 mqtt.connections = match s.connections.gateways(
@@ -600,13 +655,18 @@ pub fn App() -> impl IntoView {
                     None => Connections::PerDevice,
                     Some(n) => Connections::Gateways(n),
                 };
-                match aws_mode.start(&s, endpoint, &mut mqtt) {
-                    Ok(source) => Engine::new(config, real_now, move |ids| {
-                        MqttTransport::new(mqtt, WsConnector::new(), ids, real_now)
-                            .map(|t| Box::new(t.with_url_source(source)) as Box<dyn Transport>)
-                            .map_err(|e| format!("MQTT settings: {e}"))
-                    }),
-                    Err(e) => Err(crate::engine::EngineError::Transport(e)),
+                match plan.sign_in {
+                    Some(sign_in) => {
+                        let source = aws_mode.start(&s, endpoint, sign_in, &mut mqtt);
+                        Engine::new(config, real_now, move |ids| {
+                            MqttTransport::new(mqtt, WsConnector::new(), ids, real_now)
+                                .map(|t| Box::new(t.with_url_source(source)) as Box<dyn Transport>)
+                                .map_err(|e| format!("MQTT settings: {e}"))
+                        })
+                    }
+                    None => Err(crate::engine::EngineError::Transport(
+                        "not signed in to AWS".to_owned(),
+                    )),
                 }
             }
         };
@@ -636,14 +696,14 @@ pub fn App() -> impl IntoView {
         // One path for every mode (the settings may name the target, or the host's
         // config.json does), so `launch` has a single call site.
         wasm_bindgen_futures::spawn_local(async move {
-            let target = resolve_target(&s, settings).await;
+            let plan = plan(&s, settings, aws_mode, page_identity.get_value()).await;
             if state.get_untracked() != RunState::Configuring {
                 return; // stopped meanwhile
             }
-            match target {
-                Ok(t) => launch(t),
+            match plan {
+                Ok(p) => launch(p),
                 Err(why) => {
-                    errors.update(|v| v.push(format!("bad config: {why}")));
+                    errors.update(|v| v.push(why));
                     state.set(RunState::Stopped);
                 }
             }
@@ -683,6 +743,10 @@ pub fn App() -> impl IntoView {
     });
     if autostart {
         start();
+        // Start clears the last run's errors; what the URL got wrong stays on screen.
+        errors.update(|v| {
+            v.splice(0..0, warnings);
+        });
     }
 
     let stopped = move || matches!(state.get(), RunState::Stopped | RunState::Configuring);
@@ -720,20 +784,9 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// Eight hex digits, distinct per page: two tabs running the same fleet must not take over
-/// each other's connections (a broker keeps one connection per client id).
-fn tab_id() -> String {
-    let r = (js_sys::Math::random() * f64::from(u32::MAX)) as u32;
-    format!("{r:08x}")
-}
-
-/// A fleet for a broker others use too (`fleet sim`, other tabs): its device ids carry the
-/// page's id (`w1a2b-0001`), so it never reports under their `d-0001`.
-fn on_shared_broker(config: EngineConfig, page_id: &str) -> EngineConfig {
-    EngineConfig {
-        id_prefix: format!("w{}-", &page_id[..4.min(page_id.len())]),
-        ..config
-    }
+/// 40 random bits (`Math.random` has 52): a page's generated namespace.
+fn random_40_bits() -> u64 {
+    (js_sys::Math::random() * (1_u64 << 40) as f64) as u64
 }
 
 /// The fleet settings: mode, broker, counts, ramp, and the original device parameters.
@@ -1326,16 +1379,39 @@ mod tests {
 
     #[test]
     fn config_json_of_the_local_stack_or_of_the_template_and_anything_else_none() {
+        // An older stack's: the broker only.
         let local = r#"{"mode":"local","mqtt":{"url":"ws://127.0.0.1:8083/mqtt"}}"#;
         assert_eq!(
             host_config(local),
-            Some(HostConfig::Local("ws://127.0.0.1:8083/mqtt".into()))
+            Some(HostConfig::Local {
+                url: "ws://127.0.0.1:8083/mqtt".into(),
+                namespace: None,
+                login: None,
+            })
         );
-        // The shape of the SAM template's `WebConfig` output.
+        // Today's: a namespace and its credential, issued to this page.
+        let issued = r#"{"mode":"local","mqtt":{"url":"ws://127.0.0.1:8083/mqtt",
+            "username":"page:w0a1b2c3d4","password":"tok-en_1"},"namespace":"w0a1b2c3d4",
+            "topics":{"telemetry":"dt/monitoring/+/+/telemetry"},"band":{"min":26,"max":28}}"#;
+        let login = Login {
+            username: "page:w0a1b2c3d4".into(),
+            password: "tok-en_1".into(),
+        };
+        assert_eq!(
+            host_config(issued),
+            Some(HostConfig::Local {
+                url: "ws://127.0.0.1:8083/mqtt".into(),
+                namespace: Some("w0a1b2c3d4".into()),
+                login: Some(login),
+            })
+        );
+        // The shape of the SAM template's `WebConfig` output (an older one's
+        // `client_id_prefix` is ignored).
         let aws = r#"{"mode":"aws","region":"eu-west-1",
             "mqtt":{"url":"wss://abc-ats.iot.eu-west-1.amazonaws.com/mqtt","endpoint":"abc-ats.iot.eu-west-1.amazonaws.com","client_id_prefix":"fleet-web-"},
             "cognito":{"identity_pool_id":"eu-west-1:42"},
             "topics":{"telemetry":"dt/monitoring/+/+/telemetry","basic_ingest_prefix":"$aws/rules/fleet_telemetry/"},
+            "browser_building":"browser-eu",
             "band":{"min":26,"max":28},"dashboard_devices":["d-0001"]}"#;
         #[cfg(feature = "aws")]
         {
@@ -1349,11 +1425,13 @@ mod tests {
             assert_eq!(s.pool.as_deref(), Some("eu-west-1:42"));
             assert_eq!(s.region, "eu-west-1");
             assert_eq!(s.rule.as_deref(), Some("fleet_telemetry"));
+            assert_eq!(s.building.as_deref(), Some("browser-eu"));
         }
         #[cfg(not(feature = "aws"))]
         assert_eq!(host_config(aws), None);
         assert_eq!(host_config("<!doctype html><html>"), None);
         assert_eq!(host_config(r#"{"mode":"aws"}"#), None);
+        assert_eq!(host_config(r#"{"mode":"local"}"#), None);
         assert_eq!(host_config(r#"{"mode":"cloud"}"#), None);
     }
 }

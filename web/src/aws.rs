@@ -11,7 +11,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use fleet_sigv4::{Credentials, presign_iot_websocket};
-use serde::Deserialize;
+
+use crate::json::Json;
 
 /// Refresh Cognito credentials this long before they expire.
 pub const REFRESH_BEFORE_MS: u64 = 5 * 60 * 1000;
@@ -89,50 +90,32 @@ pub fn cognito_endpoint(region: &str, endpoint_override: Option<&str>) -> String
     }
 }
 
-/// Any answer of Cognito's two actions, error answers included. One struct, not one per
-/// answer: each derived `Deserialize` (and its `serde_json::from_str`) is about 2 KB of wasm.
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "PascalCase", default)]
-struct Answer {
-    identity_id: Option<String>,
-    credentials: Option<CognitoCredentials>,
-    /// The error type (`__type`), e.g. `NotAuthorizedException`.
-    #[serde(rename = "__type")]
-    kind: String,
-    /// The error message: `message` or `Message`.
-    #[serde(alias = "message")]
-    message: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct CognitoCredentials {
-    access_key_id: String,
-    secret_key: String,
-    session_token: String,
-    /// Seconds since the Unix epoch (Cognito's JSON protocol sends a number).
-    expiration: f64,
-}
-
 /// Reads Cognito's answer to `GetId`: the identity id.
 pub fn parse_get_id(status: u16, body: &str) -> Result<String, CognitoError> {
     parse_answer(status, body)?
-        .identity_id
+        .str(&["IdentityId"])
         .ok_or_else(|| missing("IdentityId"))
 }
 
 /// Reads Cognito's answer to `GetCredentialsForIdentity`.
 pub fn parse_credentials(status: u16, body: &str) -> Result<Session, CognitoError> {
-    let c = parse_answer(status, body)?
-        .credentials
-        .ok_or_else(|| missing("Credentials"))?;
+    let answer = parse_answer(status, body)?;
+    let field = |name: &str| {
+        answer
+            .str(&["Credentials", name])
+            .ok_or_else(|| missing(&format!("Credentials.{name}")))
+    };
+    // Seconds since the Unix epoch (Cognito's JSON protocol sends a number).
+    let expiration = answer
+        .num(&["Credentials", "Expiration"])
+        .ok_or_else(|| missing("Credentials.Expiration"))?;
     Ok(Session {
         credentials: Credentials {
-            access_key_id: c.access_key_id,
-            secret_access_key: c.secret_key,
-            session_token: Some(c.session_token),
+            access_key_id: field("AccessKeyId")?,
+            secret_access_key: field("SecretKey")?,
+            session_token: Some(field("SessionToken")?),
         },
-        expires_ms: Some((c.expiration * 1000.0) as u64),
+        expires_ms: Some((expiration * 1000.0) as u64),
     })
 }
 
@@ -140,19 +123,31 @@ fn missing(field: &str) -> CognitoError {
     CognitoError::Unexpected(format!("no {field} in the answer"))
 }
 
-fn parse_answer(status: u16, body: &str) -> Result<Answer, CognitoError> {
-    let answer = serde_json::from_str::<Answer>(body);
+/// Any answer of Cognito's two actions, error answers included (`__type`, and `message` or
+/// `Message`), read by path (`json.rs`: no derived `Deserialize` per answer).
+fn parse_answer(status: u16, body: &str) -> Result<Json, CognitoError> {
+    let answer = Json::parse(body);
     if !(200..300).contains(&status) {
-        return Err(match answer {
-            Ok(e) if !e.kind.is_empty() || !e.message.is_empty() => CognitoError::Refused {
+        let kind = answer.as_ref().and_then(|a| a.str(&["__type"]));
+        let message = answer
+            .as_ref()
+            .and_then(|a| a.str(&["message"]).or_else(|| a.str(&["Message"])));
+        return Err(match (kind, message) {
+            (None, None) => CognitoError::Unexpected(format!("HTTP {status}")),
+            (kind, message) => CognitoError::Refused {
                 // `__type` may carry a namespace: `com.amazonaws...#NotAuthorizedException`.
-                kind: e.kind.rsplit('#').next().unwrap_or_default().to_owned(),
-                message: e.message,
+                kind: kind
+                    .as_deref()
+                    .unwrap_or_default()
+                    .rsplit('#')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+                message: message.unwrap_or_default(),
             },
-            _ => CognitoError::Unexpected(format!("HTTP {status}")),
         });
     }
-    answer.map_err(|e| CognitoError::Unexpected(e.to_string()))
+    answer.ok_or_else(|| CognitoError::Unexpected("not a JSON object".to_owned()))
 }
 
 /// Temporary credentials as a user pastes them: `AccessKeyId`, `SecretAccessKey` and an

@@ -5,7 +5,7 @@
 //! and says so when AWS mode is chosen.
 
 #[cfg(feature = "aws")]
-pub use with_aws::{AwsControls, AwsMode};
+pub use with_aws::{AwsControls, AwsMode, SignIn};
 #[cfg(not(feature = "aws"))]
 pub use without_aws::{AwsControls, AwsMode, NOTE};
 
@@ -16,9 +16,51 @@ mod with_aws {
     use leptos::prelude::*;
     use wasm_bindgen::JsCast;
 
+    use fleet_core::BuildingId;
+
     use crate::aws;
+    use crate::identity::{GUEST_BUILDING, PageIdentity};
     use crate::settings::Settings;
     use crate::transport::mqtt::{MqttConfig, UrlSource};
+
+    /// How a fleet signs its connections.
+    #[derive(Debug)]
+    pub enum SignIn {
+        /// The user's pasted keys: the page names its own namespace.
+        Pasted(aws::Session),
+        /// A Cognito guest: IoT Core binds its client ids to its identity id.
+        Guest {
+            /// `REGION:UUID`.
+            identity_id: String,
+            /// Its current credentials.
+            session: aws::Session,
+        },
+    }
+
+    impl SignIn {
+        /// Who the page is to IoT Core: a guest is confined to one building (`building`,
+        /// or [`GUEST_BUILDING`]), named after its identity; pasted keys use `generated`,
+        /// in `building` if one is set.
+        pub fn identity(
+            &self,
+            building: Option<&str>,
+            generated: PageIdentity,
+        ) -> Result<PageIdentity, String> {
+            let building = building
+                .map(|b| BuildingId::try_from(b).map_err(|e| format!("building {b:?}: {e}")))
+                .transpose()?;
+            match self {
+                SignIn::Pasted(_) => Ok(generated.in_building(building)),
+                SignIn::Guest { identity_id, .. } => {
+                    let building = match building {
+                        Some(b) => b,
+                        None => BuildingId::try_from(GUEST_BUILDING).map_err(|e| e.to_string())?,
+                    };
+                    PageIdentity::cognito(identity_id, building)
+                }
+            }
+        }
+    }
 
     /// The AWS mode's state in the page. `Copy`: it is handles into the reactive arena.
     #[derive(Clone, Copy)]
@@ -26,6 +68,8 @@ mod with_aws {
         /// Pasted `(access key id, secret, session token)`: memory only.
         pasted: RwSignal<(String, String, String)>,
         session: StoredValue<Option<aws::SharedSession>, LocalStorage>,
+        /// The running fleet's Cognito identity id, if it is a guest.
+        guest: StoredValue<Option<String>>,
         refreshing: StoredValue<bool>,
         last_check: StoredValue<u64>,
         settings: RwSignal<Settings>,
@@ -38,6 +82,7 @@ mod with_aws {
             AwsMode {
                 pasted: RwSignal::new((String::new(), String::new(), String::new())),
                 session: StoredValue::new_local(None),
+                guest: StoredValue::new(None),
                 refreshing: StoredValue::new(false),
                 last_check: StoredValue::new(0),
                 settings,
@@ -45,47 +90,70 @@ mod with_aws {
             }
         }
 
-        /// Prepares a fleet for `endpoint`: takes the pasted credentials or starts getting
-        /// Cognito's, sets the 24 h renewal on `mqtt`, and returns the URL source.
+        /// Gets the credentials a fleet signs with, before it starts: the pasted ones, or a
+        /// Cognito guest's (`GetId` once, the identity id remembered, then
+        /// `GetCredentialsForIdentity`). A guest's client ids and device ids are named after
+        /// its identity id, so its fleet cannot be built before the id is known.
+        pub async fn sign_in(&self, s: &Settings) -> Result<SignIn, String> {
+            let (key, secret, token) = self.pasted.get_untracked();
+            if !key.trim().is_empty() {
+                return aws::pasted_credentials(&key, &secret, &token).map(SignIn::Pasted);
+            }
+            let Some(pool) = s.pool.clone() else {
+                return Err(
+                    "AWS mode needs a Cognito Identity Pool id or pasted credentials".to_owned(),
+                );
+            };
+            let endpoint = aws::cognito_endpoint(&s.region, s.cognito.as_deref());
+            let (identity_id, session) = cognito_guest(&endpoint, &pool)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(SignIn::Guest {
+                identity_id,
+                session,
+            })
+        }
+
+        /// Signs a fleet's connections to `endpoint` with `sign_in`: sets the 24 h renewal
+        /// on `mqtt`, keeps a guest's credentials renewed, and returns the URL source.
         pub fn start(
             &self,
             s: &Settings,
             endpoint: &str,
+            sign_in: SignIn,
             mqtt: &mut MqttConfig,
-        ) -> Result<UrlSource, String> {
-            let shared = aws::SharedSession::default();
-            let (key, secret, token) = self.pasted.get_untracked();
-            if !key.trim().is_empty() {
-                *shared.borrow_mut() = Some(aws::pasted_credentials(&key, &secret, &token)?);
-            } else if s.pool.is_none() {
-                return Err(
-                    "AWS mode needs a Cognito Identity Pool id or pasted credentials".to_owned(),
-                );
-            }
+        ) -> UrlSource {
+            let (session, guest) = match sign_in {
+                SignIn::Pasted(session) => (session, None),
+                SignIn::Guest {
+                    identity_id,
+                    session,
+                } => (session, Some(identity_id)),
+            };
+            let shared: aws::SharedSession = Rc::new(std::cell::RefCell::new(Some(session)));
             self.session.set_value(Some(Rc::clone(&shared)));
+            self.guest.set_value(guest);
             self.last_check.set_value(0);
             mqtt.max_connection_ms = Some(aws::MAX_CONNECTION_MS);
-            Ok(Box::new(aws::url_source(
+            Box::new(aws::url_source(
                 shared,
                 s.region.clone(),
                 endpoint.to_owned(),
-            )))
+            ))
         }
 
-        /// Called every frame: every 10 s, renews Cognito credentials that are missing or
-        /// about to expire (pasted ones cannot be renewed; IoT Core refuses them once
-        /// expired, which the page then says).
+        /// Called every frame: every 10 s, renews a guest's Cognito credentials that are
+        /// about to expire, for the same identity (its fleet's ids are named after it).
+        /// Pasted credentials cannot be renewed; IoT Core refuses them once expired, which
+        /// the page then says.
         pub fn tick(&self, now: u64) {
             if now < self.last_check.get_value() + 10_000 {
                 return;
             }
             self.last_check.set_value(now);
-            let Some(shared) = self.session.get_value() else {
-                return;
-            };
-            let s = self.settings.get_untracked();
-            let pasted = self.pasted.with_untracked(|p| !p.0.trim().is_empty());
-            let (Some(pool), false) = (s.pool, pasted) else {
+            let (Some(shared), Some(identity_id)) =
+                (self.session.get_value(), self.guest.get_value())
+            else {
                 return;
             };
             let due = shared
@@ -93,20 +161,25 @@ mod with_aws {
                 .as_ref()
                 .is_none_or(|c| c.needs_refresh(now));
             if due && !self.refreshing.get_value() {
-                self.refresh(aws::cognito_endpoint(&s.region, s.cognito.as_deref()), pool);
+                let s = self.settings.get_untracked();
+                self.refresh(
+                    aws::cognito_endpoint(&s.region, s.cognito.as_deref()),
+                    identity_id,
+                );
             }
         }
 
         /// Forgets the running fleet's credentials (Stop).
         pub fn stop(&self) {
             self.session.set_value(None);
+            self.guest.set_value(None);
         }
 
-        fn refresh(&self, endpoint: String, pool: String) {
+        fn refresh(&self, endpoint: String, identity_id: String) {
             let this = *self;
             this.refreshing.set_value(true);
             wasm_bindgen_futures::spawn_local(async move {
-                let result = cognito_session(endpoint, pool).await;
+                let result = guest_credentials(&endpoint, &identity_id).await;
                 this.refreshing.set_value(false);
                 let Some(shared) = this.session.get_value() else {
                     return; // stopped meanwhile
@@ -114,7 +187,7 @@ mod with_aws {
                 match result {
                     Ok(session) => *shared.borrow_mut() = Some(session),
                     Err(e) => this.errors.update(|v| {
-                        let e = e.to_string();
+                        let e = format!("renewing the AWS credentials: {e}");
                         if !v.contains(&e) {
                             v.push(e);
                         }
@@ -189,6 +262,14 @@ mod with_aws {
                     s.pool.clone().unwrap_or_default()
                 })}
                 {text("Basic Ingest rule ", "rule", "none", |s| s.rule.clone().unwrap_or_default())}
+                {text("Building ", "building", GUEST_BUILDING, |s| {
+                    s.building.clone().unwrap_or_default()
+                })}
+                <span class="hint" data-testid="aws-building-note">
+                    "A Cognito guest runs all its devices in this one building (the \
+                     template's browser building): the Buildings setting applies only \
+                     with pasted credentials."
+                </span>
                 <details class="creds">
                     <summary>"or paste temporary credentials"</summary>
                     {secret("Access key id ", "aws-key", "text", 0)}
@@ -246,16 +327,17 @@ mod with_aws {
         format!("fleet.identity.{pool}")
     }
 
-    /// Gets credentials for the pool's unauthenticated identity: `GetId` (once; the identity
-    /// id is remembered), then `GetCredentialsForIdentity`.
-    async fn cognito_session(
-        endpoint: String,
-        pool: String,
-    ) -> Result<aws::Session, aws::CognitoError> {
+    /// The pool's unauthenticated identity and its credentials: `GetId` (once: the identity
+    /// id is remembered), then `GetCredentialsForIdentity`. A remembered identity Cognito
+    /// no longer knows (the pool was recreated) is replaced once.
+    async fn cognito_guest(
+        endpoint: &str,
+        pool: &str,
+    ) -> Result<(String, aws::Session), aws::CognitoError> {
         let store = storage();
         let cached = store
             .as_ref()
-            .and_then(|s| s.get_item(&identity_key(&pool)).ok().flatten());
+            .and_then(|s| s.get_item(&identity_key(pool)).ok().flatten());
         for cached in [cached, None] {
             let from_cache = cached.is_some();
             let id = match cached {
@@ -263,33 +345,39 @@ mod with_aws {
                 None => {
                     let body = format!(
                         "{{\"IdentityPoolId\":{}}}",
-                        serde_json::to_string(&pool).unwrap_or_default()
+                        serde_json::to_string(pool).unwrap_or_default()
                     );
-                    let (status, text) = cognito_call(&endpoint, "GetId", &body).await?;
+                    let (status, text) = cognito_call(endpoint, "GetId", &body).await?;
                     let id = aws::parse_get_id(status, &text)?;
                     if let Some(s) = &store {
-                        let _ = s.set_item(&identity_key(&pool), &id);
+                        let _ = s.set_item(&identity_key(pool), &id);
                     }
                     id
                 }
             };
-            let body = format!(
-                "{{\"IdentityId\":{}}}",
-                serde_json::to_string(&id).unwrap_or_default()
-            );
-            let (status, text) =
-                cognito_call(&endpoint, "GetCredentialsForIdentity", &body).await?;
-            match aws::parse_credentials(status, &text) {
-                // A remembered identity may be gone (pool recreated): start over once.
+            match guest_credentials(endpoint, &id).await {
                 Err(aws::CognitoError::Refused { .. }) if from_cache => {
                     if let Some(s) = &store {
-                        let _ = s.remove_item(&identity_key(&pool));
+                        let _ = s.remove_item(&identity_key(pool));
                     }
                 }
-                other => return other,
+                other => return other.map(|session| (id, session)),
             }
         }
         Err(aws::CognitoError::Unexpected("no identity".to_owned()))
+    }
+
+    /// `GetCredentialsForIdentity` for `identity_id`.
+    async fn guest_credentials(
+        endpoint: &str,
+        identity_id: &str,
+    ) -> Result<aws::Session, aws::CognitoError> {
+        let body = format!(
+            "{{\"IdentityId\":{}}}",
+            serde_json::to_string(identity_id).unwrap_or_default()
+        );
+        let (status, text) = cognito_call(endpoint, "GetCredentialsForIdentity", &body).await?;
+        aws::parse_credentials(status, &text)
     }
 }
 

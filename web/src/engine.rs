@@ -43,6 +43,10 @@ pub struct EngineConfig {
     /// simulator of the project uses; the page gives its fleets on a shared broker a prefix
     /// of its own, so they never report under another simulator's (or tab's) ids.
     pub id_prefix: String,
+    /// Every device in this building, when the broker confines the page to one (a Cognito
+    /// guest on AWS: the template's browser building); `None` spreads them over
+    /// `buildings`.
+    pub building: Option<BuildingId>,
     /// Put before every telemetry topic: IoT Core's Basic Ingest prefix
     /// (`$aws/rules/<rule>/`), or nothing.
     pub topic_prefix: String,
@@ -59,6 +63,7 @@ impl Default for EngineConfig {
             series_capacity: 300,
             log_capacity: 200,
             id_prefix: "d-".to_owned(),
+            building: None,
             topic_prefix: String::new(),
         }
     }
@@ -222,8 +227,8 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         let mut fleet = Fleet::new(config.seed, config.devices, config.buildings, config.params)?
             .into_devices();
-        if config.id_prefix != "d-" {
-            fleet = renamed(fleet, &config.id_prefix)?;
+        if config.id_prefix != "d-" || config.building.is_some() {
+            fleet = renamed(fleet, &config.id_prefix, config.building.as_ref())?;
         }
         let ids: Vec<(BuildingId, DeviceId)> = fleet
             .iter()
@@ -552,8 +557,13 @@ impl Engine {
     }
 }
 
-/// The same devices (phases, noise, buildings) with ids `{prefix}0001`, `{prefix}0002`, ….
-fn renamed(fleet: Vec<Device>, prefix: &str) -> Result<Vec<Device>, EngineError> {
+/// The same devices (phases, noise) with ids `{prefix}0001`, `{prefix}0002`, …, in their
+/// own buildings or all in `building`.
+fn renamed(
+    fleet: Vec<Device>,
+    prefix: &str,
+    building: Option<&BuildingId>,
+) -> Result<Vec<Device>, EngineError> {
     fleet
         .into_iter()
         .enumerate()
@@ -562,7 +572,7 @@ fn renamed(fleet: Vec<Device>, prefix: &str) -> Result<Vec<Device>, EngineError>
                 .map_err(|e| EngineError::Transport(e.to_string()))?;
             Ok(Device::new(
                 id,
-                d.building().clone(),
+                building.unwrap_or(d.building()).clone(),
                 *d.params(),
                 *d.variation(),
             )?)
@@ -661,6 +671,34 @@ mod tests {
             T0,
         );
         assert!(matches!(bad, Err(EngineError::Transport(_))));
+    }
+
+    #[test]
+    fn a_building_puts_every_device_in_it_and_its_topics() {
+        let building = BuildingId::try_from("browser").unwrap();
+        let mut engine = in_page(
+            EngineConfig {
+                buildings: 3,
+                id_prefix: "w1a2b-".to_owned(),
+                building: Some(building.clone()),
+                ..EngineConfig::default()
+            },
+            T0,
+        );
+        assert!(
+            engine
+                .devices()
+                .iter()
+                .all(|d| d.device.building() == &building)
+        );
+        assert_eq!(
+            engine.devices()[0].topic,
+            "dt/monitoring/browser/w1a2b-0001/telemetry"
+        );
+        // The in-page cloud takes their readings and remediates them as any others.
+        run(&mut engine, 0, 120_000, 100);
+        assert!(engine.stats().published > 0);
+        assert_eq!(engine.stats().unreadable, 0);
     }
 
     #[test]

@@ -13,6 +13,9 @@
 //! - [`engine`]: the in-page mode: a fleet on an in-page bus with the same worker,
 //!   remediation and alarm logic as the stack, stepped once per animation frame.
 //! - [`series`]: what a device card draws (curves, counterfactual, command markers).
+//! - [`identity`]: who the page is to a broker: its namespace of devices, client ids,
+//!   credential and, on AWS, its one building (ARCHITECTURE §4.8).
+//! - [`json`]: fields of `config.json` and Cognito's answers, read by path.
 //! - `index.html`, `style.css`: Trunk's entry (built from the top-level `Trunk.toml`) and
 //!   the plain CSS.
 //!
@@ -33,6 +36,8 @@ pub mod aws_mode;
 pub mod chart;
 pub mod engine;
 pub mod export;
+pub mod identity;
+pub mod json;
 pub mod series;
 pub mod settings;
 pub mod transport;

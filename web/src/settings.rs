@@ -127,8 +127,10 @@ pub struct Settings {
     /// AWS mode: publish telemetry through this IoT rule's Basic Ingest topics
     /// (`$aws/rules/<rule>/dt/monitoring/…`), which IoT Core does not charge as messages.
     pub rule: Option<String>,
-    /// Client ids start with this (the pool's role allows only this prefix).
-    pub client_prefix: String,
+    /// AWS mode: the building every device reports in: the template's
+    /// `browser_building`, to which a Cognito guest is confined (`None`: `browser` for a
+    /// guest; with pasted credentials, the buildings setting).
+    pub building: Option<String>,
     /// Number of devices.
     pub devices: usize,
     /// Buildings.
@@ -157,7 +159,7 @@ impl Default for Settings {
             pool: None,
             cognito: None,
             rule: None,
-            client_prefix: "fleet-web-".to_owned(),
+            building: None,
             devices: 12,
             buildings: 3,
             ramp_per_s: 50,
@@ -265,18 +267,17 @@ impl Settings {
                         bad("an IoT rule name: up to 128 letters, digits or _");
                     }
                 }
-                "prefix" => {
-                    if !value.is_empty()
-                        && value.len() <= 64
-                        && value
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
-                    {
-                        self.client_prefix = value.to_owned();
-                    } else {
-                        bad("up to 64 letters, digits, - or _");
-                    }
-                }
+                #[cfg(feature = "aws")]
+                "building" if value.is_empty() => self.building = None,
+                #[cfg(feature = "aws")]
+                "building" => match fleet_core::BuildingId::try_from(value) {
+                    Ok(_) => self.building = Some(value.to_owned()),
+                    Err(_) => bad("a building id: up to 64 letters, digits, - or _"),
+                },
+                // Client ids follow the page's namespace now (`identity.rs`): brokers bind
+                // them to it, so a prefix of the user's choosing can only be refused.
+                // Old links still load.
+                "prefix" => bad("no longer used: client ids follow the page's namespace"),
                 "devices" => match value.parse::<usize>() {
                     Ok(n) if (1..=MAX_DEVICES).contains(&n) => self.devices = n,
                     _ => bad(&format!("a whole number from 1 to {MAX_DEVICES}")),
@@ -348,6 +349,7 @@ impl Settings {
                 ("pool", &self.pool, &d.pool),
                 ("cognito", &self.cognito, &d.cognito),
                 ("rule", &self.rule, &d.rule),
+                ("building", &self.building, &d.building),
             ] {
                 if let Some(v) = value.as_ref().filter(|v| Some(*v) != default.as_ref()) {
                     pairs.push((key, v.clone()));
@@ -356,9 +358,6 @@ impl Settings {
             if self.region != d.region {
                 pairs.push(("region", self.region.clone()));
             }
-        }
-        if self.client_prefix != d.client_prefix {
-            pairs.push(("prefix", self.client_prefix.clone()));
         }
         if self.connections != d.connections {
             pairs.push(("connections", self.connections.to_query()));
@@ -487,7 +486,7 @@ mod tests {
         let mut s = Settings::default();
         let mut warnings = Vec::new();
         s.apply(
-            pairs("mode=aws&endpoint=wss://abc-ats.iot.eu-west-1.amazonaws.com/mqtt&region=eu-west-1&pool=eu-west-1:1f2e&prefix=fleet-web-&rule=fleet_telemetry"),
+            pairs("mode=aws&endpoint=wss://abc-ats.iot.eu-west-1.amazonaws.com/mqtt&region=eu-west-1&pool=eu-west-1:1f2e&rule=fleet_telemetry&building=browser"),
             &mut warnings,
         );
         assert!(warnings.is_empty(), "{warnings:?}");
@@ -499,13 +498,15 @@ mod tests {
         let q = s.to_query();
         assert_eq!(
             q,
-            "mode=aws&endpoint=abc-ats.iot.eu-west-1.amazonaws.com&pool=eu-west-1:1f2e&rule=fleet_telemetry&region=eu-west-1"
+            "mode=aws&endpoint=abc-ats.iot.eu-west-1.amazonaws.com&pool=eu-west-1:1f2e&rule=fleet_telemetry&building=browser&region=eu-west-1"
         );
         let mut back = Settings::default();
         back.apply(pairs(&q), &mut warnings);
         assert_eq!(back, s);
         s.apply(
-            pairs("endpoint=a b&region=EU&pool=nope&cognito=ftp://x&prefix=a/b&rule=a-b&secret=x"),
+            pairs(
+                "endpoint=a b&region=EU&pool=nope&cognito=ftp://x&building=a/b&rule=a-b&secret=x",
+            ),
             &mut warnings,
         );
         assert_eq!(warnings.len(), 6, "{warnings:?}");
@@ -524,5 +525,21 @@ mod tests {
         assert_eq!(warnings.len(), 7, "{warnings:?}");
         assert!(warnings[0].starts_with("devices=\"0\""), "{}", warnings[0]);
         assert!(warnings[4].contains("ws://"), "{}", warnings[4]);
+    }
+
+    #[test]
+    fn an_old_link_with_a_client_prefix_loads_with_a_warning_and_drops_it() {
+        let mut s = Settings::default();
+        let mut warnings = Vec::new();
+        s.apply(pairs("devices=20&prefix=fleet-web-"), &mut warnings);
+        assert_eq!(s.devices, 20);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("prefix=\"fleet-web-\": no longer used"),
+            "{}",
+            warnings[0]
+        );
+        // The next saved copy and shared link no longer carry it.
+        assert_eq!(s.to_query(), "devices=20");
     }
 }

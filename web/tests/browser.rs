@@ -1,12 +1,16 @@
 //! In headless Chromium (wasm-bindgen-test; run by `scripts/wasm-test.sh`): the app's
 //! components, found by `data-testid`, and the WebSocket glue against the real local
-//! stack, whose WebSocket URL the script passes at build time as `FLEET_TEST_WS`.
+//! stack. The script passes at build time its WebSocket URL (`FLEET_TEST_WS`) and a page
+//! credential from `fleet local token --page` (`FLEET_TEST_NS`, `FLEET_TEST_PASSWORD`),
+//! and starts the stack with `--allow-origin` for the test page's origin, which it fixes
+//! (`WASM_BINDGEN_TEST_ADDRESS`): the stack refuses pages of other origins.
 #![cfg(target_arch = "wasm32")]
 #![allow(clippy::unwrap_used)]
 
 use fleet_core::DeviceParams;
 use fleet_web::engine::{Engine, EngineConfig};
-use fleet_web::transport::mqtt::{Connector, LinkKey, MqttConfig, MqttTransport, SocketEvent};
+use fleet_web::identity::{Login, PageIdentity};
+use fleet_web::transport::mqtt::{Connector, LinkKey, MqttTransport, SocketEvent};
 use fleet_web::transport::websocket::WsConnector;
 use fleet_web::transport::{LinkState, Transport};
 use wasm_bindgen::JsCast;
@@ -14,12 +18,28 @@ use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-/// The stack's WebSocket listener, from the script that started it.
-fn broker() -> &'static str {
-    match option_env!("FLEET_TEST_WS") {
-        Some(url) => url,
-        None => panic!("FLEET_TEST_WS is not set: run these tests with scripts/wasm-test.sh"),
+/// A setting from the script that started the stack.
+fn given(value: Option<&'static str>, name: &str) -> &'static str {
+    match value {
+        Some(v) => v,
+        None => panic!("{name} is not set: run these tests with scripts/wasm-test.sh"),
     }
+}
+
+/// The stack's WebSocket listener.
+fn broker() -> &'static str {
+    given(option_env!("FLEET_TEST_WS"), "FLEET_TEST_WS")
+}
+
+/// Who the page is to the stack: the namespace and credential it issued (as its
+/// config.json does for the pages it serves).
+fn issued() -> PageIdentity {
+    let ns = given(option_env!("FLEET_TEST_NS"), "FLEET_TEST_NS");
+    let login = Login {
+        username: format!("page:{ns}"),
+        password: given(option_env!("FLEET_TEST_PASSWORD"), "FLEET_TEST_PASSWORD").to_owned(),
+    };
+    PageIdentity::issued(ns, Some(login)).unwrap()
 }
 
 async fn sleep(ms: i32) {
@@ -174,30 +194,38 @@ async fn the_app_runs_an_in_page_fleet_and_stops_at_once() {
     );
 }
 
-#[wasm_bindgen_test]
-async fn a_websocket_to_the_local_stack_carries_readings_and_commands() {
+/// A fleet of `devices` fast, wide-swinging devices of `identity` on the stack.
+fn fleet_on_the_stack(identity: &PageIdentity, devices: usize) -> Engine {
     let params = DeviceParams {
         velocity: 3.0,
         update_frequency_s: 0.1,
         ..DeviceParams::default()
     };
-    let config = EngineConfig {
-        devices: 3,
+    let config = identity.engine_config(EngineConfig {
+        devices,
         params,
         ramp_per_s: 0,
         ..EngineConfig::default()
-    };
-    let mut engine = Engine::new(config, now_ms(), |ids| {
-        let t = MqttTransport::new(
-            MqttConfig::new(broker(), "wasm-test-"),
-            WsConnector::new(),
-            ids,
-            now_ms(),
-        )
-        .map_err(|e| e.to_string())?;
+    });
+    let mqtt = identity.mqtt_config(broker());
+    Engine::new(config, now_ms(), |ids| {
+        let t = MqttTransport::new(mqtt, WsConnector::new(), ids, now_ms())
+            .map_err(|e| e.to_string())?;
         Ok(Box::new(t) as Box<dyn Transport>)
     })
-    .unwrap();
+    .unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn a_websocket_to_the_local_stack_carries_readings_and_commands() {
+    let identity = issued();
+    let mut engine = fleet_on_the_stack(&identity, 3);
+    // The devices are the namespace's.
+    let ns = identity.namespace().as_str();
+    assert_eq!(
+        engine.devices()[0].device.id().as_str(),
+        format!("{ns}-0001")
+    );
     let until = now_ms() + 15_000;
     while now_ms() < until
         && (engine.stats().commands == 0 || engine.stats().transport.links_up < 3)
@@ -215,8 +243,126 @@ async fn a_websocket_to_the_local_stack_carries_readings_and_commands() {
     assert_eq!(stats.transport.links_up, 3);
     assert_eq!(engine.link(0), LinkState::Up);
     assert!(engine.rtt_percentiles().is_some());
+    assert_eq!(engine.problem(), None);
     engine.close(now_ms());
     assert_eq!(engine.link(0), LinkState::Idle);
+}
+
+/// Ticks `engine` until it reports a problem (or 10 s pass); returns it.
+async fn problem_of(engine: &mut Engine) -> Option<String> {
+    let until = now_ms() + 10_000;
+    while now_ms() < until && engine.problem().is_none() {
+        engine.tick(now_ms());
+        sleep(20).await;
+    }
+    engine.problem()
+}
+
+#[wasm_bindgen_test]
+async fn without_the_stacks_credential_a_page_is_refused_in_plain_words() {
+    // A namespace of the page's own, no credential: what a page the stack did not serve has.
+    let mut engine = fleet_on_the_stack(&PageIdentity::generated(0xabc), 1);
+    let problem = problem_of(&mut engine).await.unwrap_or_default();
+    assert!(
+        problem.contains("refused this page: it needs credentials"),
+        "{problem}"
+    );
+    assert_eq!(engine.stats().transport.links_up, 0);
+    assert_eq!(engine.stats().transport.acked, 0);
+    engine.close(now_ms());
+
+    // The right namespace with a credential the stack did not issue.
+    let ns = issued().namespace().as_str().to_owned();
+    let forged = PageIdentity::issued(
+        &ns,
+        Some(Login {
+            username: format!("page:{ns}"),
+            password: "not-the-stacks".to_owned(),
+        }),
+    )
+    .unwrap();
+    let mut engine = fleet_on_the_stack(&forged, 1);
+    let problem = problem_of(&mut engine).await.unwrap_or_default();
+    assert!(
+        problem.contains("refused this page's credentials"),
+        "{problem}"
+    );
+    assert!(!problem.contains("not-the-stacks"), "{problem}");
+    assert_eq!(engine.stats().transport.links_up, 0);
+    engine.close(now_ms());
+}
+
+#[cfg(feature = "aws")]
+#[wasm_bindgen_test]
+fn config_json_and_cognito_answers_are_read_as_natively() {
+    // The page reads these with the browser's JSON.parse (json.rs); the native tests check
+    // the same inputs through serde_json.
+    use fleet_web::app::{HostConfig, host_config};
+    let issued = r#"{"mode":"local","mqtt":{"url":"ws://127.0.0.1:8083/mqtt",
+        "username":"page:w0a1b2c3d4","password":"tok"},"namespace":"w0a1b2c3d4"}"#;
+    assert_eq!(
+        host_config(issued),
+        Some(HostConfig::Local {
+            url: "ws://127.0.0.1:8083/mqtt".into(),
+            namespace: Some("w0a1b2c3d4".into()),
+            login: Some(Login {
+                username: "page:w0a1b2c3d4".into(),
+                password: "tok".into(),
+            }),
+        })
+    );
+    let aws = r#"{"mode":"aws","region":"eu-west-1","mqtt":{"endpoint":"abc-ats.iot.eu-west-1.amazonaws.com"},
+        "cognito":{"identity_pool_id":"eu-west-1:42"},"browser_building":"browser",
+        "topics":{"basic_ingest_prefix":"$aws/rules/fleet_telemetry/"}}"#;
+    let Some(HostConfig::Aws(pairs)) = host_config(aws) else {
+        panic!("not the AWS form");
+    };
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(
+        pairs,
+        [
+            ("endpoint", "abc-ats.iot.eu-west-1.amazonaws.com"),
+            ("region", "eu-west-1"),
+            ("pool", "eu-west-1:42"),
+            ("rule", "fleet_telemetry"),
+            ("building", "browser"),
+        ]
+    );
+    for other in [
+        "<!doctype html>",
+        "[]",
+        r#"{"mode":1}"#,
+        r#"{"mode":"local"}"#,
+    ] {
+        assert_eq!(host_config(other), None, "{other}");
+    }
+    use fleet_web::aws::{CognitoError, parse_credentials, parse_get_id};
+    assert_eq!(
+        parse_get_id(200, r#"{"IdentityId":"us-east-1:1234"}"#).unwrap(),
+        "us-east-1:1234"
+    );
+    let s = parse_credentials(
+        200,
+        r#"{"Credentials":{"AccessKeyId":"ASIAXXXXXXXXXXXXXXXX","Expiration":1.764234e9,"SecretKey":"s","SessionToken":"t"}}"#,
+    )
+    .unwrap();
+    assert_eq!(s.expires_ms, Some(1_764_234_000_000));
+    assert_eq!(s.credentials.session_token.as_deref(), Some("t"));
+    assert_eq!(
+        parse_get_id(
+            400,
+            r#"{"__type":"a#NotAuthorizedException","Message":"no"}"#
+        )
+        .unwrap_err(),
+        CognitoError::Refused {
+            kind: "NotAuthorizedException".into(),
+            message: "no".into()
+        }
+    );
+    assert!(matches!(
+        parse_credentials(200, r#"{"Credentials":{"AccessKeyId":"A"}}"#),
+        Err(CognitoError::Unexpected(_))
+    ));
 }
 
 #[wasm_bindgen_test]

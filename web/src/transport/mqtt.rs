@@ -23,6 +23,7 @@ use fleet_mqtt::{
 };
 
 use super::{Inbound, LinkState, Sent, Transport, TransportStats};
+use crate::identity::Login;
 
 /// Which socket an event is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,9 +79,13 @@ pub struct MqttConfig {
     pub connections: Connections,
     /// Broker URL (`ws://host:port/mqtt` in the page).
     pub url: String,
-    /// Prepended to each device id to make its client id; distinct per tab, so two tabs
-    /// running the same fleet do not take over each other's connections.
-    pub client_prefix: String,
+    /// Client ids are `{client_base}.{device}`, `{client_base}.gateway-{n}` and
+    /// `{client_base}.alarms`: brokers bind a page's client ids to its namespace (or, on
+    /// AWS, to its Cognito identity id), and a base of its own per tab keeps two tabs from
+    /// taking over each other's connections (see `identity.rs`).
+    pub client_base: String,
+    /// Sent in every CONNECT (`fleet local` issues one per page in `config.json`).
+    pub login: Option<Login>,
     /// Keep-alive, seconds.
     pub keep_alive_s: u16,
     /// Readings a device holds while its connection is down (a gateway holds this many
@@ -100,12 +105,13 @@ pub struct MqttConfig {
 pub type UrlSource = Box<dyn FnMut(u64) -> Result<String, String>>;
 
 impl MqttConfig {
-    /// Defaults for a broker at `url`.
-    pub fn new(url: impl Into<String>, client_prefix: impl Into<String>) -> MqttConfig {
+    /// Defaults for a broker at `url`, with client ids `{client_base}.…` and no credential.
+    pub fn new(url: impl Into<String>, client_base: impl Into<String>) -> MqttConfig {
         MqttConfig {
             connections: Connections::PerDevice,
             url: url.into(),
-            client_prefix: client_prefix.into(),
+            client_base: client_base.into(),
+            login: None,
             keep_alive_s: 30,
             queue_per_device: 1000,
             // IoT Core accepts one CONNECT per second per client id: never retry faster.
@@ -116,6 +122,13 @@ impl MqttConfig {
             seed: 1,
             max_connection_ms: None,
         }
+    }
+}
+
+impl MqttConfig {
+    /// The client id `{client_base}.{suffix}`.
+    pub fn client_id(&self, suffix: &str) -> String {
+        format!("{}.{suffix}", self.client_base)
     }
 }
 
@@ -183,7 +196,7 @@ impl<C: Connector> MqttTransport<C> {
                 for (i, (building, device)) in devices.iter().enumerate() {
                     let options = options(
                         &config,
-                        format!("{}{device}", config.client_prefix),
+                        config.client_id(device.as_str()),
                         config.queue_per_device,
                     );
                     let filter = Topic::command(building.clone(), device.clone()).to_string();
@@ -221,11 +234,8 @@ impl<C: Connector> MqttTransport<C> {
                         fleet_mqtt::session::MAX_QUEUED
                             - usize::from(fleet_mqtt::session::MAX_INFLIGHT),
                     );
-                    let options = options(
-                        &config,
-                        format!("{}gateway-{g}", config.client_prefix),
-                        queue,
-                    );
+                    let options =
+                        options(&config, config.client_id(&format!("gateway-{g}")), queue);
                     links.push(Link::new(
                         Session::new(options, config.seed ^ (g as u64 + 1))?,
                         filters,
@@ -233,11 +243,7 @@ impl<C: Connector> MqttTransport<C> {
                 }
             }
         }
-        let watcher = options(
-            &config,
-            format!("{}alarms", config.client_prefix),
-            config.queue_per_device,
-        );
+        let watcher = options(&config, config.client_id("alarms"), config.queue_per_device);
         let mut watcher = Link::new(
             Session::new(watcher, config.seed)?,
             vec![ALARMS_TOPIC.to_owned()],
@@ -378,7 +384,11 @@ impl<C: Connector> MqttTransport<C> {
                 Event::Disconnected { reason, .. } => {
                     if reason != DisconnectReason::Requested {
                         link.lost = true;
-                        self.problem = Some(plain_words(&self.config.url, &reason));
+                        self.problem = Some(plain_words(
+                            &self.config.url,
+                            self.config.login.is_some(),
+                            &reason,
+                        ));
                     }
                 }
                 Event::Subscribed { results } => {
@@ -386,8 +396,10 @@ impl<C: Connector> MqttTransport<C> {
                         .iter()
                         .find(|(_, r)| *r == fleet_mqtt::SubscribeReturn::Failure)
                     {
-                        self.problem =
-                            Some(format!("the broker refused the subscription to {filter}"));
+                        self.problem = Some(format!(
+                            "the broker refused the subscription to {filter} (not one of \
+                             this page's topics)"
+                        ));
                     }
                 }
                 Event::Unsubscribed { .. } => {}
@@ -430,15 +442,30 @@ impl<S> Link<S> {
 
 fn options(config: &MqttConfig, client_id: String, max_queued: usize) -> Options {
     let mut options = Options::new(client_id);
+    if let Some(login) = &config.login {
+        options.username = Some(login.username.clone());
+        options.password = Some(login.password.clone().into_bytes());
+    }
     options.keep_alive_s = config.keep_alive_s;
     options.max_queued = max_queued;
     options.backoff = config.backoff;
     options
 }
 
-/// A disconnect reason as the page says it.
-fn plain_words(url: &str, reason: &DisconnectReason) -> String {
+/// A disconnect reason as the page says it. `login`: whether the page sent a credential.
+fn plain_words(url: &str, login: bool, reason: &DisconnectReason) -> String {
+    use fleet_mqtt::ConnectReturnCode::{BadUserNameOrPassword, NotAuthorized};
     match reason {
+        // What `fleet local` answers a page without its credential, or with one it did not
+        // issue (another stack's, or its secret was deleted).
+        DisconnectReason::Refused(NotAuthorized | BadUserNameOrPassword) if login => format!(
+            "the broker at {url} refused this page's credentials (not authorized): reload \
+             the page for new ones"
+        ),
+        DisconnectReason::Refused(NotAuthorized | BadUserNameOrPassword) => format!(
+            "the broker at {url} refused this page: it needs credentials, which a page gets \
+             only from the stack that serves it (open the page `fleet local` serves)"
+        ),
         DisconnectReason::Refused(code) => {
             format!("the broker at {url} refused the connection: {code}")
         }
@@ -615,7 +642,7 @@ mod tests {
                 (building.clone(), id)
             })
             .collect();
-        let mut config = MqttConfig::new("ws://broker/mqtt", "t-");
+        let mut config = MqttConfig::new("ws://broker/mqtt", "t");
         config.connections = Connections::Gateways(1);
         let mut t = MqttTransport::new(config, fake, &devices, 0).unwrap();
         for d in 0..100 {
@@ -638,5 +665,204 @@ mod tests {
         let gateway: Vec<u64> = sends.iter().copied().filter(|&at| at >= 1_000).collect();
         assert!(gateway.len() >= 15, "{gateway:?}");
         assert!(t.stats().links_up == 100);
+    }
+
+    /// Every send: the link's index and the bytes.
+    type Sends = Rc<RefCell<Vec<(usize, Vec<u8>)>>>;
+
+    /// A CONNECT as sent: client id, user name, password.
+    type Connect = (String, Option<String>, Option<String>);
+
+    /// Records every send per link; reports each socket open with a CONNACK `code`.
+    struct Wire {
+        sent: Sends,
+        pending: Vec<LinkKey>,
+        code: u8,
+    }
+
+    struct WireSocket(usize, Sends);
+
+    impl Socket for WireSocket {
+        fn send(&mut self, data: &[u8]) -> Result<(), String> {
+            self.1.borrow_mut().push((self.0, data.to_vec()));
+            Ok(())
+        }
+    }
+
+    impl Connector for Wire {
+        type Socket = WireSocket;
+        fn open(&mut self, _: &str, key: LinkKey) -> Result<WireSocket, String> {
+            self.pending.push(key);
+            Ok(WireSocket(key.index, self.sent.clone()))
+        }
+        fn events(&mut self, out: &mut Vec<(LinkKey, SocketEvent)>) {
+            for key in self.pending.drain(..) {
+                out.push((key, SocketEvent::Opened));
+                out.push((key, SocketEvent::Data(vec![0x20, 0x02, 0x00, self.code])));
+            }
+        }
+    }
+
+    /// The CONNECTs (client id, user name, password) and subscription filters sent.
+    fn on_the_wire(sent: &[(usize, Vec<u8>)]) -> (Vec<Connect>, Vec<String>) {
+        use fleet_mqtt::codec::decode;
+        use fleet_mqtt::packet::Packet;
+        let (mut connects, mut filters) = (Vec::new(), Vec::new());
+        for (_, bytes) in sent {
+            let mut at = 0;
+            while let Some((packet, used)) = decode(&bytes[at..], 1 << 20).unwrap() {
+                match packet {
+                    Packet::Connect(c) => connects.push((
+                        c.client_id.to_owned(),
+                        c.username.map(str::to_owned),
+                        c.password.map(|p| String::from_utf8(p.to_vec()).unwrap()),
+                    )),
+                    Packet::Subscribe(s) => {
+                        filters.extend(s.filters.iter().map(|(f, _)| (*f).to_owned()))
+                    }
+                    _ => {}
+                }
+                at += used;
+            }
+        }
+        connects.sort();
+        filters.sort();
+        (connects, filters)
+    }
+
+    fn devices(ns: &str, building: &str, n: usize) -> Vec<(BuildingId, DeviceId)> {
+        (1..=n)
+            .map(|i| {
+                let id = DeviceId::try_from(format!("{ns}-{i:04}").as_str()).unwrap();
+                (BuildingId::try_from(building).unwrap(), id)
+            })
+            .collect()
+    }
+
+    fn run(
+        config: MqttConfig,
+        code: u8,
+        ids: &[(BuildingId, DeviceId)],
+    ) -> (MqttTransport<Wire>, Sends) {
+        let sent = Rc::new(RefCell::new(Vec::new()));
+        let wire = Wire {
+            sent: sent.clone(),
+            pending: Vec::new(),
+            code,
+        };
+        let mut t = MqttTransport::new(config, wire, ids, 0).unwrap();
+        for d in 0..ids.len() {
+            t.open(0, d);
+        }
+        let mut inbound = Vec::new();
+        for at in [0, 100, 200] {
+            t.poll(at, &mut inbound);
+        }
+        (t, sent)
+    }
+
+    #[test]
+    fn client_ids_are_the_base_a_dot_and_a_suffix_and_every_connect_carries_the_login() {
+        let login = Login {
+            username: "page:w0a1b2c3d4".into(),
+            password: "token".into(),
+        };
+        let ids = devices("w0a1b2c3d4", "1", 2);
+        let mut config = MqttConfig::new("ws://broker/mqtt", "w0a1b2c3d4");
+        config.login = Some(login.clone());
+        let (t, sent) = run(config.clone(), 0, &ids);
+        let (connects, filters) = on_the_wire(&sent.borrow());
+        let with_login = |id: &str| {
+            (
+                id.to_owned(),
+                Some(login.username.clone()),
+                Some(login.password.clone()),
+            )
+        };
+        assert_eq!(
+            connects,
+            [
+                with_login("w0a1b2c3d4.alarms"),
+                with_login("w0a1b2c3d4.w0a1b2c3d4-0001"),
+                with_login("w0a1b2c3d4.w0a1b2c3d4-0002"),
+            ]
+        );
+        // Each device its own command topic; the alarm watcher the alarms.
+        assert_eq!(
+            filters,
+            [
+                "cmd/monitoring/1/w0a1b2c3d4-0001/remediation",
+                "cmd/monitoring/1/w0a1b2c3d4-0002/remediation",
+                "dt/monitoring/alarms",
+            ]
+        );
+        assert_eq!(t.stats().links_up, 2);
+
+        // Gateways: `{base}.gateway-{n}`, subscribed to their building's command wildcard.
+        config.connections = Connections::Gateways(1);
+        let (_, sent) = run(config, 0, &ids);
+        let (connects, filters) = on_the_wire(&sent.borrow());
+        assert_eq!(
+            connects,
+            [
+                with_login("w0a1b2c3d4.alarms"),
+                with_login("w0a1b2c3d4.gateway-0")
+            ]
+        );
+        assert_eq!(
+            filters,
+            ["cmd/monitoring/1/+/remediation", "dt/monitoring/alarms"]
+        );
+
+        // A Cognito guest: its identity id is the base, and no login (the URL is signed).
+        let guest = "us-east-1:7d7c5d4e-0a1b-4c2d-8e3f-1234567890ab";
+        let ids = devices("g7d7c5d4e0a1b4c2d8e3f1234567890ab", "browser", 1);
+        let (_, sent) = run(MqttConfig::new("wss://iot/mqtt", guest), 0, &ids);
+        let (connects, _) = on_the_wire(&sent.borrow());
+        assert_eq!(
+            connects[1],
+            (
+                format!("{guest}.g7d7c5d4e0a1b4c2d8e3f1234567890ab-0001"),
+                None,
+                None
+            )
+        );
+    }
+
+    #[test]
+    fn a_refused_page_is_told_whether_its_credentials_or_their_absence_is_why() {
+        let ids = devices("w1", "1", 1);
+        let mut config = MqttConfig::new("ws://127.0.0.1:8083/mqtt", "w1");
+        // CONNACK 5 without a credential: the page is not the one the stack serves.
+        let (t, _) = run(config.clone(), 5, &ids);
+        let problem = t.problem().unwrap();
+        assert!(
+            problem.starts_with(
+                "the broker at ws://127.0.0.1:8083/mqtt refused this page: it needs credentials"
+            ),
+            "{problem}"
+        );
+        assert_ne!(t.link(0), LinkState::Up);
+        // With one: it was not accepted.
+        config.login = Some(Login {
+            username: "page:w1".into(),
+            password: "stale".into(),
+        });
+        let (t, _) = run(config, 5, &ids);
+        let problem = t.problem().unwrap();
+        assert!(
+            problem.contains("refused this page's credentials"),
+            "{problem}"
+        );
+        assert!(!problem.contains("stale"), "{problem}");
+        // Another refusal keeps the broker's own words.
+        assert!(
+            plain_words(
+                "ws://h/mqtt",
+                false,
+                &DisconnectReason::Refused(fleet_mqtt::ConnectReturnCode::ServerUnavailable)
+            )
+            .ends_with("the broker's MQTT service is unavailable")
+        );
     }
 }

@@ -122,8 +122,11 @@ pub fn close_reason(url: &str, opened: bool, code: u16, reason: &str) -> Option<
             "the broker at {url} is unreachable or refused the connection (check the endpoint, \
              and that the credentials may connect)"
         )),
+        // `fleet local` answers a page of an origin it does not allow with HTTP 403, which
+        // the page cannot tell from a closed port either.
         (false, _) => Some(format!(
-            "the broker at {url} is unreachable (is `fleet local` running?)"
+            "the broker at {url} is unreachable or refused this page (is `fleet local` \
+             running, and does it allow pages from this address? `--allow-origin`)"
         )),
         (true, 1000) => None,
         (true, _) if !reason.is_empty() => Some(format!(
@@ -139,4 +142,34 @@ fn js_text(value: &wasm_bindgen::JsValue) -> String {
         .map(|e| String::from(e.message()))
         .or_else(|| value.as_string())
         .unwrap_or_else(|| format!("{value:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_that_never_opened_may_have_been_refused_and_the_page_says_so() {
+        let why = close_reason("ws://127.0.0.1:8083/mqtt", false, 1006, "").unwrap();
+        assert!(
+            why.contains("unreachable or refused this page") && why.contains("--allow-origin"),
+            "{why}"
+        );
+        #[cfg(feature = "aws")]
+        assert!(
+            close_reason(
+                "wss://abc-ats.iot.eu-west-1.amazonaws.com/mqtt",
+                false,
+                1006,
+                ""
+            )
+            .unwrap()
+            .contains("check the endpoint")
+        );
+        assert_eq!(close_reason("ws://h/mqtt", true, 1000, ""), None);
+        assert_eq!(
+            close_reason("ws://h/mqtt", true, 1011, "").as_deref(),
+            Some("the connection to ws://h/mqtt was lost (code 1011)")
+        );
+    }
 }

@@ -86,9 +86,13 @@ impl WorkerConfig {
     /// The buildings of [`WorkerConfig::metric_buildings`] by default: `1` to `10`, the
     /// ones `fleet sim` and the web app name their buildings with.
     pub fn default_metric_buildings() -> BTreeSet<BuildingId> {
-        (1..=10)
-            .map(|n| BuildingId::from_valid(n.to_string()))
-            .collect()
+        // Inserted one by one: `collect` into a `BTreeSet` stable-sorts its input first,
+        // which linked a sort (2 KB gzip) into the web app for these ten names.
+        let mut buildings = BTreeSet::new();
+        for n in 1..=10 {
+            buildings.insert(BuildingId::from_valid(n.to_string()));
+        }
+        buildings
     }
 
     /// The `Building` dimension value under which a building is counted.
