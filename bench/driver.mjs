@@ -3,12 +3,18 @@
 // `fleet local` broker, in one run. Chromium is driven over CDP directly (no Playwright: it
 // would copy every WebSocket frame to its driver).
 //
+// The pages come from this driver's static server, an origin the stack allows with
+// --allow-origin, and both clients connect as a page of a namespace NS with the credential
+// `fleet local token --page NS` prints (ARCHITECTURE §4.8): client ids `NS.…`, publishing
+// for the device `NS-0001` only. `{device}` in --topic stands for that device.
+//
 // Usage (bench/mqttjs-vs-fleet.sh builds everything first):
 //   node bench/driver.mjs [--reps 3] [--qos0 1000000] [--qos1 200000] [--batch 100]
-//     [--hwm 262144] [--topic bench/monitoring/1/d-0001/telemetry] [--payload 0]
+//     [--hwm 262144] [--topic dt/monitoring/1/{device}/telemetry] [--payload 0]
 //     [--clients fleet,mqttjs] [--qos 0,1] [--fleet-pkg URL-PATH] [--mqttjs-options JSON]
 //     [--json FILE] [--profile DIR]
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
@@ -28,7 +34,7 @@ const { values: opt } = parseArgs({
     qos1: { type: 'string', default: '200000' },
     batch: { type: 'string', default: '100' },
     hwm: { type: 'string', default: String(256 * 1024) },
-    topic: { type: 'string', default: 'bench/monitoring/1/d-0001/telemetry' },
+    topic: { type: 'string', default: 'dt/monitoring/1/{device}/telemetry' },
     payload: { type: 'string', default: '0' },
     clients: { type: 'string', default: 'fleet,mqttjs' },
     qos: { type: 'string', default: '0,1' },
@@ -50,8 +56,8 @@ const CLK_TCK = 100; // Linux USER_HZ: /proc/<pid>/stat counts CPU time in 1/100
 // Payload: fleet-core's current telemetry shape, split around a 10-digit `seq`.
 
 const SEQ0 = 1_000_000_000;
-function telemetryTemplate(len, ts) {
-  const prefix = '{"device":"d-0001","building":"1","seq":';
+function telemetryTemplate(device, len, ts) {
+  const prefix = `{"device":"${device}","building":"1","seq":`;
   let suffix = `,"ts":${ts},"temperature":27.1,"humidity":60.2`;
   const natural = prefix.length + String(SEQ0).length + suffix.length + 1;
   suffix += '0'.repeat(Math.max(0, len - natural)) + '}';
@@ -107,15 +113,28 @@ function waitForLine(stream, re, what, ms = 30_000) {
   });
 }
 
-async function startStack(dataDir) {
+/** Starts `fleet local`, letting pages of `origin` (the bench pages' server) connect. */
+async function startStack(dataDir, origin) {
   const child = spawn(opt.fleet, ['local', '--data', dataDir, '--mqtt', 'off', '--mqtts', 'off',
-    '--http', 'off', '--ws', '127.0.0.1:0', '--log-level', 'WARNING'],
+    '--http', 'off', '--ws', '127.0.0.1:0', '--allow-origin', origin, '--log-level', 'WARNING'],
   { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise((_, reject) => child.once('exit', (code) =>
     reject(new Error(`fleet local exited (${code}) before its banner`))));
   const m = await Promise.race([exited,
     waitForLine(child.stdout, /WebSocket\s+(ws:\/\/\S+\/mqtt)/, 'the fleet local banner')]);
   return { child, url: m[1] };
+}
+
+/** A page credential for a fresh namespace: `{ ns, username, password }`. */
+function pageLogin(dataDir) {
+  const ns = `w${randomBytes(5).toString('hex')}`;
+  const out = execFileSync(opt.fleet, ['local', 'token', '--data', dataDir, '--page', ns],
+    { encoding: 'utf8' }).trim();
+  const [username, password] = out.split(/\s+/);
+  if (username !== `page:${ns}` || !password) {
+    throw new Error(`fleet local token --page ${ns} printed no page credential: ${out}`);
+  }
+  return { ns, username, password };
 }
 
 async function startChromium(profileDir) {
@@ -285,13 +304,18 @@ async function runOnce(ctx, client, qos, rep) {
     : `${ctx.origin}/pages/mqttjs.html`;
   const { targetId, sessionId } = await openPage(ctx.cdp, page);
   try {
-    const clientId = `bench-${client}-q${qos}-r${rep}-${Date.now()}`;
+    const clientId = `${ctx.login.ns}.bench-${client}-q${qos}-r${rep}-${Date.now()}`;
+    const login = JSON.stringify({ username: ctx.login.username, password: ctx.login.password });
     const extra = client === 'mqttjs' ? `, ${opt['mqttjs-options']}` : '';
-    await ctx.cdp.eval(sessionId, `bench.connect(${JSON.stringify(ctx.brokerUrl)}, ${JSON.stringify(clientId)}${extra})`, 30_000);
+    await ctx.cdp.eval(sessionId, `bench.connect(${JSON.stringify(ctx.brokerUrl)}, ${JSON.stringify(clientId)}, ${login}${extra})`, 30_000);
     await ctx.cdp.send('HeapProfiler.collectGarbage', {}, sessionId);
     await new Promise((r) => setTimeout(r, 300));
-    const spec = { qos, count: COUNTS[qos], topic: opt.topic, prefix: ctx.payload.prefix,
-      suffix: ctx.payload.suffix, seq0: SEQ0, batch: Number(opt.batch), hwm: Number(opt.hwm) };
+    // A device of the page's namespace per run: the stack stores every reading, and a run
+    // that repeated another's (device, ts#seq) keys would only meet duplicates.
+    const device = `${ctx.login.ns}-${client[0]}${qos}r${rep}`;
+    const payload = telemetryTemplate(device, ctx.payloadLen, ctx.ts);
+    const spec = { qos, count: COUNTS[qos], topic: ctx.topic.replaceAll('{device}', device),
+      prefix: payload.prefix, suffix: payload.suffix, seq0: SEQ0, batch: Number(opt.batch), hwm: Number(opt.hwm) };
     if (opt.profile) await ctx.cdp.send('Profiler.enable', {}, sessionId);
     if (opt.profile) await ctx.cdp.send('Profiler.start', {}, sessionId);
     const chromeBefore = treeTicks(ctx.chromiumPid);
@@ -346,23 +370,28 @@ async function main() {
   };
   process.on('SIGINT', () => { cleanup().finally(() => process.exit(130)); });
   try {
-    const stack = await startStack(path.join(scratch, 'data'));
-    cleanups.push(() => stop(stack.child));
     const server = await serveStatic(HERE);
     cleanups.push(() => server.close());
+    const dataDir = path.join(scratch, 'data');
+    const stack = await startStack(dataDir, server.origin);
+    cleanups.push(() => stop(stack.child));
+    const login = pageLogin(dataDir);
     const chromium = await startChromium(path.join(scratch, 'chromium'));
     cleanups.push(() => stop(chromium.child));
     const cdp = await Cdp.connect(chromium.wsUrl);
     cleanups.push(() => cdp.close());
     const version = (await cdp.send('Browser.getVersion')).product;
-    const payload = telemetryTemplate(Number(opt.payload), Date.now());
-    const ctx = { cdp, origin: server.origin, brokerUrl: stack.url, payload,
+    // As the runs will send it: each run's device is as long as this one.
+    const example = `${login.ns}-f0r1`;
+    const payload = telemetryTemplate(example, Number(opt.payload), Date.now());
+    const ctx = { cdp, origin: server.origin, brokerUrl: stack.url, payloadLen: Number(opt.payload),
+      ts: Date.now(), login, topic: opt.topic,
       chromiumPid: chromium.child.pid, brokerPid: stack.child.pid };
     const mqttjsVersion = JSON.parse(readFileSync(path.join(HERE, 'node_modules/mqtt/package.json'), 'utf8')).version;
 
     console.log(`${version}, MQTT.js ${mqttjsVersion}, broker ${stack.url} (fleet local), ` +
       `${cpus().length} CPUs, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-    console.log(`topic ${opt.topic}, payload ${payload.bytes} B, batch ${opt.batch}, ` +
+    console.log(`topic ${opt.topic.replaceAll('{device}', example)}, payload ${payload.bytes} B, batch ${opt.batch}, ` +
       `${opt['fleet-pkg'] ? `fleet pkg ${opt['fleet-pkg']}, ` : ''}` +
       `${opt['mqttjs-options'] !== '{}' ? `MQTT.js options ${opt['mqttjs-options']}, ` : ''}` +
       `hwm ${opt.hwm} B, QoS 0 × ${fmt(COUNTS[0])}, QoS 1 × ${fmt(COUNTS[1])}, ${REPS} reps\n`);

@@ -4,11 +4,19 @@
 // the IoT Core WebSocket URL (checked here against an independent SigV4 computation in
 // Node), and says in plain words what went wrong: an endpoint it cannot reach, or
 // credentials Cognito refuses. Secrets never reach the page's storage, URL or text.
+// A guest speaks only for itself (ARCHITECTURE §4.8): against a stand-in for IoT Core's
+// WebSocket endpoint (support/iot-core-stand-in.mjs) it connects with client ids
+// `{identity id}.…` and reports devices `g{uuid hex}-0001`… in the template's browser
+// building, read from the template's config.json.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { standInIotCore } from './support/iot-core-stand-in.mjs';
 import { serveStatic } from './support/static-server.mjs';
 import { launchChromium, watchErrors } from './support/browser.mjs';
 import { PUBLIC_URL, builtDist } from './support/dist.mjs';
@@ -23,6 +31,20 @@ let ENDPOINT;
 let site;
 let cognito;
 let browser;
+
+/**
+ * The identity id the stand-in gives a pool's guest: REGION:UUID, as Cognito's, derived from
+ * the pool id so a test knows it.
+ */
+function identityOf(pool) {
+  const hex = createHash('sha256').update(pool).digest('hex');
+  const uuid = [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20),
+    hex.slice(20, 32)].join('-');
+  return `${pool.split(':')[0]}:${uuid}`;
+}
+
+/** The devices' namespace of a guest: `g` and its identity's 32 hex digits. */
+const namespaceOf = (identity) => `g${identity.split(':')[1].replace(/-/g, '')}`;
 
 /** A stand-in for Cognito Identity's JSON API: GetId and GetCredentialsForIdentity. */
 function startCognito() {
@@ -54,7 +76,7 @@ function startCognito() {
             message: 'Unauthenticated access is not supported for this identity pool.',
           });
         }
-        return send(200, { IdentityId: `us-east-1:id-for-${pool.split(':')[1]}` });
+        return send(200, { IdentityId: identityOf(pool) });
       }
       if (target === 'AWSCognitoIdentityService.GetCredentialsForIdentity') {
         return send(200, {
@@ -153,7 +175,7 @@ test('aws mode: pool id → Cognito → presigned URL, and a bad endpoint said i
     ['AWSCognitoIdentityService.GetCredentialsForIdentity', 'application/x-amz-json-1.1'],
   ]);
   assert.deepEqual(cognito.calls[0].body, { IdentityPoolId: 'us-east-1:good' });
-  assert.deepEqual(cognito.calls[1].body, { IdentityId: 'us-east-1:id-for-good' });
+  assert.deepEqual(cognito.calls[1].body, { IdentityId: identityOf('us-east-1:good') });
 
   // The presigned URL: host-only signature for iotdevicegateway, the token after it.
   // 3 devices and the alarm watcher try to connect (the error shows at the first failure).
@@ -189,7 +211,9 @@ test('aws mode: pool id → Cognito → presigned URL, and a bad endpoint said i
   for (const secret of [SECRET, TOKEN, encodeURIComponent(TOKEN)]) {
     assert.ok(!exposed.includes(secret), `the page exposes ${secret}`);
   }
-  assert.ok(exposed.includes('us-east-1:id-for-good'), 'the identity id is remembered');
+  assert.ok(exposed.includes(identityOf('us-east-1:good')), 'the identity id is remembered');
+  // The guest's devices are named after its identity.
+  assert.equal(await text(page, 'device-id'), `${namespaceOf(identityOf('us-east-1:good'))}-0001`);
 
   await page.getByTestId('stop').click();
   const unexpected = watch.unexpected([
@@ -209,10 +233,88 @@ test('aws mode: refused credentials are said in plain words and nothing connects
     () => (document.querySelector('[data-testid=error]')?.textContent ?? '').includes('Cognito refused'),
     null, { timeout: 20_000, polling: 200 });
   const shown = await text(page, 'error');
-  assert.match(shown, /Cognito refused: Unauthenticated access is not supported for this identity pool\. \(NotAuthorizedException\)/);
-  assert.match(shown, /waiting for AWS credentials/);
+  // A guest's devices are named after its identity: without one, no fleet starts.
+  assert.match(shown, /could not start the fleet: Cognito refused: Unauthenticated access is not supported for this identity pool\. \(NotAuthorizedException\)/);
+  assert.equal(await text(page, 'status'), 'stopped');
   assert.deepEqual(sockets, [], 'no connection without credentials');
   await page.close();
+});
+
+test('aws mode: a guest connects as its identity and reports its own devices in the browser building', async () => {
+  // The template's config.json next to the app, naming its browser building.
+  const root = mkdtempSync(path.join(tmpdir(), 'fleet-e2e-aws-site-'));
+  cpSync(DIST, root, { recursive: true });
+  const endpoint = 'abc123-ats.iot.us-east-1.amazonaws.com';
+  writeFileSync(path.join(root, 'config.json'), JSON.stringify({
+    mode: 'aws', region: 'us-east-1',
+    mqtt: { url: `wss://${endpoint}/mqtt`, endpoint },
+    cognito: { identity_pool_id: 'us-east-1:guests' },
+    topics: { telemetry: 'dt/monitoring/+/+/telemetry' },
+    browser_building: 'lobby',
+    band: { min: 26, max: 28 },
+  }));
+  const withConfig = await serveStatic(root, { prefix: PUBLIC_URL });
+  const page = await browser.newPage();
+  const watch = watchErrors(page);
+  const iot = await standInIotCore(page, /^wss:\/\/abc123-ats\.iot\.us-east-1\.amazonaws\.com\/mqtt\?/);
+  try {
+    // Mode auto: config.json says aws; 5 buildings asked for, which a guest cannot have.
+    await page.goto(`${withConfig.url}?devices=3&buildings=5&ramp=0&frequency=0.5`
+      + `&cognito=${encodeURIComponent(cognito.url)}`);
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid=stats-links]')?.textContent === '3/3',
+      null, { timeout: 20_000, polling: 200 });
+    const identity = identityOf('us-east-1:guests');
+    const ns = namespaceOf(identity);
+    const devices = [1, 2, 3].map((n) => `${ns}-000${n}`);
+    assert.equal(await text(page, 'target'), `aws · ${endpoint}`);
+    assert.match(await page.getByTestId('aws-building-note').textContent(),
+      /Buildings setting applies only with pasted credentials/);
+
+    // Client ids `{identity id}.{suffix}`, no user name (the URL is signed), every URL presigned.
+    const byId = Object.fromEntries(iot.connections.map((c) => [c.clientId, c]));
+    assert.deepEqual(Object.keys(byId).sort(),
+      [`${identity}.alarms`, ...devices.map((d) => `${identity}.${d}`)].sort());
+    for (const c of iot.connections) {
+      assert.equal(c.username, null);
+      assert.match(c.url, /X-Amz-Signature=[0-9a-f]{64}&X-Amz-Security-Token=/);
+    }
+    // Each device subscribes to its own command topic in the browser building.
+    for (const d of devices) {
+      assert.deepEqual(byId[`${identity}.${d}`].filters, [`cmd/monitoring/lobby/${d}/remediation`]);
+    }
+    assert.deepEqual(byId[`${identity}.alarms`].filters, ['dt/monitoring/alarms']);
+
+    // Its readings: its own devices, in the browser building, each from its own connection.
+    await page.waitForFunction(
+      () => Number(document.querySelector('[data-testid=stats-acked]')?.textContent) >= 6,
+      null, { timeout: 20_000, polling: 200 });
+    assert.ok(iot.publishes.length >= 6);
+    for (const p of iot.publishes) {
+      const [, , building, device, kind] = p.topic.split('/');
+      assert.deepEqual([building, kind], ['lobby', 'telemetry'], p.topic);
+      assert.ok(devices.includes(device), p.topic);
+      assert.equal(p.clientId, `${identity}.${device}`);
+      const reading = JSON.parse(p.payload);
+      assert.equal(reading.device, device);
+      assert.equal(reading.building, 'lobby');
+    }
+
+    // A command on a device's topic reaches that device.
+    const command = { id: 'c-1', device: devices[1], action: 'cool', reference_temperature: 27.4,
+      hold_s: 60, issued_at: Date.now(), reading_seq: null };
+    assert.equal(iot.command(`cmd/monitoring/lobby/${devices[1]}/remediation`, JSON.stringify(command)), 1);
+    await page.waitForFunction(
+      () => Number(document.querySelector('[data-testid=stats-commands]')?.textContent) === 1,
+      null, { timeout: 10_000, polling: 200 });
+
+    await page.getByTestId('stop').click();
+    assert.deepEqual(watch.unexpected(), []);
+  } finally {
+    await page.close();
+    await withConfig.close();
+    rmSync(root, { recursive: true, force: true });
+  }
 });
 
 test('aws mode: pasted credentials sign without Cognito and stay in memory', async () => {

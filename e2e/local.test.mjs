@@ -1,9 +1,11 @@
 // Local mode in a real browser: `fleet local` serves the release build; the page finds the
-// broker in the stack's config.json (mode auto) and runs 20 devices, each on its own
-// WebSocket to it. Their readings land in the stack's
+// broker in the stack's config.json (mode auto), with the namespace and credential it
+// issues the page (ARCHITECTURE §4.8), and runs 20 devices of that namespace, each on its
+// own WebSocket to it. Their readings land in the stack's
 // database (checked through the stack's /api/stats, not the page), commands come back to the
 // page, and when the stack is killed (-9) and restarted on the same ports the page shows the
-// outage, reconnects by itself and resumes. Screenshot: target/e2e/local.png.
+// outage, reconnects by itself and resumes: the credential outlives the restart (the stack's
+// secret is in its data directory). Screenshot: target/e2e/local.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -59,6 +61,16 @@ function startStack() {
   });
 }
 
+/** The stack's refusal counters: `{ "connect/no_credentials": n, … }`. */
+async function refusals() {
+  const text = await (await fetch(`http://127.0.0.1:${ports.http}/metrics`)).text();
+  const counts = {};
+  for (const m of text.matchAll(/^fleet_mqtt_refusals_total\{action="(\w+)",reason="(\w+)"\} (\d+)/gm)) {
+    counts[`${m[1]}/${m[2]}`] = Number(m[3]);
+  }
+  return counts;
+}
+
 async function stored() {
   const res = await fetch(`http://127.0.0.1:${ports.http}/api/stats`);
   assert.equal(res.status, 200);
@@ -91,6 +103,23 @@ after(async () => {
   if (data) rmSync(data, { recursive: true, force: true });
 });
 
+test('config.json issues each page a fresh namespace and its credential', async () => {
+  const issued = await Promise.all([1, 2].map(async () => {
+    const res = await fetch(`http://127.0.0.1:${ports.http}/config.json`);
+    assert.equal(res.status, 200);
+    // No CORS header: only a page of the stack's own origin can read it.
+    assert.equal(res.headers.get('access-control-allow-origin'), null);
+    return res.json();
+  }));
+  for (const c of issued) {
+    assert.equal(c.mode, 'local');
+    assert.match(c.namespace, /^w[0-9a-f]{10}$/);
+    assert.equal(c.mqtt.username, `page:${c.namespace}`);
+    assert.ok(c.mqtt.password.length >= 32);
+  }
+  assert.notEqual(issued[0].namespace, issued[1].namespace);
+});
+
 test('devices publish over WebSocket, get commands, and ride out a stack restart', async () => {
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   const watch = watchErrors(page);
@@ -101,6 +130,12 @@ test('devices publish over WebSocket, get commands, and ride out a stack restart
   assert.equal(await page.getByTestId('target').textContent(),
     `local · ws://127.0.0.1:${ports.ws}/mqtt`);
   await textWhere(page, 'stats-links', (t) => t === '20/20', 20_000);
+  // The page's devices are of the namespace its config.json issued.
+  const ids = await page.getByTestId('device-id').allTextContents();
+  assert.ok(ids.length > 0);
+  assert.match(ids[0], /^w[0-9a-f]{10}-0001$/);
+  const ns = ids[0].slice(0, -'-0001'.length);
+  for (const id of ids) assert.ok(id.startsWith(`${ns}-`), id);
   await textWhere(page, 'stats-commands', (t) => Number(t) > 0, 60_000);
   // Readings are in the stack's database, and commands reached the page's devices.
   assert.ok((await stored()) > 0);
@@ -131,6 +166,10 @@ test('devices publish over WebSocket, get commands, and ride out a stack restart
   await page.waitForTimeout(3_000);
   assert.ok(firstInt(await page.getByTestId('stats-published').textContent()) > publishedThen);
   assert.ok((await stored()) > before, 'readings land again after the restart');
+  // The same credential was accepted again, and nothing the page did was refused.
+  const counts = await refusals();
+  assert.ok(Object.keys(counts).length > 0, 'the stack counts refusals');
+  for (const [key, n] of Object.entries(counts)) assert.equal(n, 0, key);
 
   mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
   await page.screenshot({ path: SCREENSHOT });

@@ -6,7 +6,9 @@
 //    25 gateways; 250 buildings, so every gateway serves some), and 25,000 on 250 gateways
 //    (IoT Core's 100 publishes/s per connection);
 //  - 1,000 and 25,000 devices in in-page mode (the steady window starts after the warm-up).
-// Each scenario gets a fresh `fleet local` and a fresh browser. Prints one line per scenario:
+// Each scenario gets a fresh `fleet local` and a fresh browser. The stack serves the page, so
+// its config.json gives the page a namespace and credential (ARCHITECTURE §4.8): same origin,
+// nothing to allow or pass. Prints one line per scenario:
 // long tasks (count, max, total ms), frames per second, what the page counted, and the
 // stack's CPU over the window. Usage (from the repo root, after scripts/build-web.sh):
 //   node e2e/bench/longtasks.mjs [--seconds 30] [--dist dist] [--fleet target/release/fleet]

@@ -260,11 +260,20 @@ pub struct Bench {
     _on_close: Closure<dyn FnMut(CloseEvent)>,
 }
 
-/// Connects to `url` (`ws://HOST:PORT/mqtt`) with a clean session; resolves at CONNACK.
+/// Connects to `url` (`ws://HOST:PORT/mqtt`) with a clean session, and the user name and
+/// password if given (`fleet local` needs a page credential: `fleet local token --page`);
+/// resolves at CONNACK.
 #[wasm_bindgen]
-pub async fn connect(url: String, client_id: String) -> Result<Bench, JsValue> {
+pub async fn connect(
+    url: String,
+    client_id: String,
+    username: Option<String>,
+    password: Option<String>,
+) -> Result<Bench, JsValue> {
     let mut options = Options::new(client_id);
     options.keep_alive_s = 60;
+    options.username = username;
+    options.password = password.map(String::into_bytes);
     let mut session = Session::new(options, 1).map_err(js_err)?;
     if session.poll_transport(now_u64()) != TransportAction::Open {
         return Err(js_err("the session did not ask to connect"));
@@ -499,10 +508,11 @@ async fn run(conn: Rc<RefCell<Conn>>, spec: Spec) -> Result<JsValue, JsValue> {
 }
 
 /// The telemetry payload `{"device","building","seq","ts","temperature","humidity"}`
-/// (fleet-core's current shape) split around its `seq`, padded to `len` bytes with trailing
-/// zeros of the humidity (still the same number) when `len` is larger than the natural size.
-pub fn telemetry_template(len: usize, ts: u64, seq0: u64) -> (String, String) {
-    let prefix = r#"{"device":"d-0001","building":"1","seq":"#.to_owned();
+/// (fleet-core's current shape) of `device` in building `1`, split around its `seq`, padded
+/// to `len` bytes with trailing zeros of the humidity (still the same number) when `len` is
+/// larger than the natural size.
+pub fn telemetry_template(device: &str, len: usize, ts: u64, seq0: u64) -> (String, String) {
+    let prefix = format!(r#"{{"device":"{device}","building":"1","seq":"#);
     let mut suffix = format!(r#","ts":{ts},"temperature":27.1,"humidity":60.2"#);
     let natural = prefix.len() + digits(seq0) + suffix.len() + 1;
     suffix.extend(std::iter::repeat_n('0', len.saturating_sub(natural)));
@@ -510,25 +520,39 @@ pub fn telemetry_template(len: usize, ts: u64, seq0: u64) -> (String, String) {
     (prefix, suffix)
 }
 
-/// Connects, publishes `count` telemetry messages of `payload_len` bytes (at least the
-/// natural 105) at `qos` on `bench/monitoring/1/d-0001/telemetry` (not an ingest topic, so
-/// the local stack routes them without storing them), disconnects, and resolves with the
-/// run's result (see [`Bench::run`]).
+/// Connects as a page of namespace `namespace` with its `password` (`fleet local token
+/// --page NS`), publishes `count` telemetry messages of `payload_len` bytes (at least the
+/// natural size) at `qos` for its device `{namespace}-0001` on its telemetry topic (the only
+/// topics a page may publish: the stack stores each reading before its PUBACK),
+/// disconnects, and resolves with the run's result (see [`Bench::run`]).
 #[wasm_bindgen(js_name = run)]
 pub async fn run_once(
     url: String,
+    namespace: String,
+    password: String,
     qos: u8,
     count: u32,
     payload_len: u32,
 ) -> Result<JsValue, JsValue> {
     let seq0 = 1_000_000_000;
-    let (prefix, suffix) =
-        telemetry_template(payload_len as usize, js_sys::Date::now() as u64, seq0);
-    let bench = connect(url, format!("bench-fleet-{}", now_u64())).await?;
+    let device = format!("{namespace}-0001");
+    let (prefix, suffix) = telemetry_template(
+        &device,
+        payload_len as usize,
+        js_sys::Date::now() as u64,
+        seq0,
+    );
+    let bench = connect(
+        url,
+        format!("{namespace}.bench-fleet-{}", now_u64()),
+        Some(format!("page:{namespace}")),
+        Some(password),
+    )
+    .await?;
     let spec = Spec {
         qos,
         count: u64::from(count),
-        topic: "bench/monitoring/1/d-0001/telemetry".to_owned(),
+        topic: format!("dt/monitoring/1/{device}/telemetry"),
         prefix,
         suffix,
         seq0,
@@ -546,9 +570,9 @@ mod tests {
 
     #[test]
     fn seq_is_rewritten_in_place() {
-        let (prefix, suffix) = telemetry_template(0, 1_790_000_000_000, 1_000_000_000);
+        let (prefix, suffix) = telemetry_template("d-0001", 0, 1_790_000_000_000, 1_000_000_000);
         assert_eq!(prefix.len() + 10 + suffix.len(), 105, "the natural size");
-        let (prefix, suffix) = telemetry_template(110, 1_790_000_000_000, 1_000_000_000);
+        let (prefix, suffix) = telemetry_template("d-0001", 110, 1_790_000_000_000, 1_000_000_000);
         let mut p = Payload::new(&prefix, 1_000_000_000, &suffix);
         assert_eq!(p.bytes.len(), 110);
         p.set_seq(1_000_123_456);
