@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use fleet_core::DeviceParams;
 use fleet_local::{LocalStore, SqliteStore};
 use fleet_web::engine::{Engine, EngineConfig};
-use fleet_web::transport::mqtt::{Connections, MqttConfig, MqttTransport};
+use fleet_web::transport::mqtt::{Connections, MqttTransport};
 use fleet_web::transport::{LinkState, Transport};
-use support::{TcpConnector, free_addr, now_ms, start_stack};
+use support::{TcpConnector, free_addr, now_ms, page_of, start_stack};
 
 const DEVICES: usize = 5_000;
 const GATEWAYS: usize = 10;
@@ -28,7 +28,10 @@ fn five_thousand_devices_over_ten_gateways_for_a_minute() {
     let port = free_addr();
     let stack = start_stack(&rt, dir.path(), port);
 
-    let config = EngineConfig {
+    // A page's devices, with the credential the stack issued it: its gateways may publish
+    // for all of them, and their command wildcards receive only theirs.
+    let page = page_of(&stack, "wgateways");
+    let config = page.engine_config(EngineConfig {
         devices: DEVICES,
         buildings: 50,
         // One reading a second; wide swings, so many devices leave the band within a minute.
@@ -40,11 +43,10 @@ fn five_thousand_devices_over_ten_gateways_for_a_minute() {
         ramp_per_s: 0,
         series_capacity: 8,
         ..EngineConfig::default()
-    };
-    let url = format!("tcp://{port}");
+    });
     let mut connections = 0;
     let mut engine = Engine::new(config, now_ms(), |ids| {
-        let mut mqtt = MqttConfig::new(url.clone(), "gw-test-");
+        let mut mqtt = page.mqtt_config(format!("tcp://{port}"));
         mqtt.connections = Connections::Gateways(GATEWAYS);
         let t = MqttTransport::new(mqtt, TcpConnector::default(), ids, now_ms())
             .map_err(|e| e.to_string())?;

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use fleet_core::DeviceParams;
 use fleet_local::SqliteStore;
 use fleet_web::engine::{Engine, EngineConfig};
-use fleet_web::transport::mqtt::{MqttConfig, MqttTransport};
+use fleet_web::transport::mqtt::MqttTransport;
 use fleet_web::transport::{LinkState, Transport};
-use support::{TcpConnector, free_addr, now_ms, start_stack};
+use support::{TcpConnector, free_addr, now_ms, page_of, start_stack};
 
 /// Ticks `engine` every 5 ms until `done` holds or `limit` passes.
 fn run_until(engine: &mut Engine, limit: Duration, mut done: impl FnMut(&Engine) -> bool) -> bool {
@@ -43,21 +43,18 @@ fn devices_publish_get_commands_and_ride_out_a_stack_restart() {
         update_frequency_s: 0.1,
         ..DeviceParams::default()
     };
-    let config = EngineConfig {
+    // A page's devices, with the credential the stack issued it: the same after a restart.
+    let page = page_of(&stack, "wtest");
+    let config = page.engine_config(EngineConfig {
         devices: 6,
         params,
         ramp_per_s: 20,
         ..EngineConfig::default()
-    };
-    let url = format!("tcp://{port}");
+    });
+    let mqtt = page.mqtt_config(format!("tcp://{port}"));
     let mut engine = Engine::new(config, now_ms(), |ids| {
-        let t = MqttTransport::new(
-            MqttConfig::new(url.clone(), "test-"),
-            TcpConnector::default(),
-            ids,
-            now_ms(),
-        )
-        .map_err(|e| e.to_string())?;
+        let t = MqttTransport::new(mqtt, TcpConnector::default(), ids, now_ms())
+            .map_err(|e| e.to_string())?;
         Ok(Box::new(t) as Box<dyn Transport>)
     })
     .unwrap();
@@ -150,12 +147,13 @@ fn each_connection_takes_a_fresh_url_and_old_connections_are_renewed() {
         }
         Ok(format!("tcp://{port}"))
     });
-    let config = EngineConfig {
+    let page = page_of(&stack, "wrenew");
+    let config = page.engine_config(EngineConfig {
         devices: 2,
         ..EngineConfig::default()
-    };
+    });
     let mut engine = Engine::new(config, now_ms(), |ids| {
-        let mut mqtt = MqttConfig::new("wss://endpoint.example/mqtt", "renew-");
+        let mut mqtt = page.mqtt_config("wss://endpoint.example/mqtt");
         mqtt.max_connection_ms = Some(1500);
         mqtt.backoff.initial_ms = 100;
         let t = MqttTransport::new(mqtt, support::TcpConnector::default(), ids, now_ms())

@@ -1,5 +1,6 @@
 //! What the native tests of the MQTT transport share: a TCP [`Connector`] (the page uses
-//! the browser's WebSocket; the MQTT above it is the same) and a local stack on a port.
+//! the browser's WebSocket; the MQTT above it is the same), a local stack on a port, and
+//! a page identity the stack issued (as its `config.json` does).
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -8,7 +9,9 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use fleet_local::{LocalConfig, LocalStack};
+use fleet_core::access::Namespace;
+use fleet_local::{LocalConfig, LocalStack, Subject};
+use fleet_web::identity::{Login, PageIdentity};
 use fleet_web::transport::mqtt::{Connector, LinkKey, Socket, SocketEvent};
 
 /// Plain TCP sockets, read without blocking whenever the transport asks for events.
@@ -112,4 +115,16 @@ pub fn start_stack(rt: &tokio::runtime::Runtime, dir: &Path, mqtt: SocketAddr) -
         ..LocalConfig::ephemeral(dir)
     };
     rt.block_on(LocalStack::start(config)).unwrap()
+}
+
+/// A page of namespace `ns` with the credential `stack` issues it (what its `config.json`
+/// hands a page): the stack lets a client speak only for its own namespace's devices.
+pub fn page_of(stack: &LocalStack, ns: &str) -> PageIdentity {
+    let namespace = Namespace::new(ns).unwrap();
+    let subject = Subject::Page(namespace);
+    let login = Login {
+        username: subject.name(),
+        password: stack.keys().token(&subject),
+    };
+    PageIdentity::issued(ns, Some(login)).unwrap()
 }
