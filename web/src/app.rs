@@ -745,7 +745,9 @@ pub fn App() -> impl IntoView {
         start();
         // Start clears the last run's errors; what the URL got wrong stays on screen.
         errors.update(|v| {
-            v.splice(0..0, warnings);
+            let mut all = warnings;
+            all.append(v);
+            *v = all;
         });
     }
 
