@@ -13,9 +13,9 @@ scripts/setup.sh
 step "format" cargo fmt --all -- --check
 step "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests" cargo test --workspace --locked
-# The core and the MQTT session must stay portable to the browser.
+# The core, the MQTT session, the fleet engine and the clock must stay portable to the browser.
 step "wasm32 build" cargo build --locked --target wasm32-unknown-unknown \
-  -p fleet-core -p fleet-mqtt -p fleet-sigv4 -p fleet-web
+  -p fleet-core -p fleet-mqtt -p fleet-engine -p fleet-clock -p fleet-sigv4 -p fleet-web
 step "wasm32 clippy" cargo clippy --locked --target wasm32-unknown-unknown -p fleet-web \
   --all-targets -- -D warnings
 # The AWS mode is on by default (web/Cargo.toml); the page without it must still build.

@@ -2,15 +2,19 @@
 //!
 //! Devices → telemetry payloads → worker plan → store → remediation → command payloads →
 //! devices, all through the same functions and wire formats the local stack and the
-//! Lambdas use, with the MQTT broker replaced by direct delivery.
+//! Lambdas use, with the MQTT broker replaced by direct delivery. The devices are the fleet
+//! engine's (`fleet-engine`), ticked once per period on a simulated clock; the commands go
+//! back into it at the same instant.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use fleet_core::payload::{Action, Shape, parse_legacy_command};
-use fleet_core::{Decision, Fleet, Incoming, ParseContext, Topic, encode_telemetry, parse_command};
+use fleet_core::device::DEFAULT_NOISE_AMPLITUDE;
+use fleet_core::payload::{Action, Shape};
+use fleet_core::{Decision, Fleet, Incoming};
+use fleet_engine::{DeviceSpec, Engine, EngineConfig, Received, Via};
 use fleet_pipeline::{MemoryStore, Outcome, Pipeline, PipelineConfig};
 
 use crate::args::DeviceArgs;
@@ -86,26 +90,40 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     if !(args.minutes.is_finite() && args.minutes > 0.0) {
         bail!("--minutes must be a positive number, not {}", args.minutes);
     }
-    let mut fleet = Fleet::new(
-        args.seed,
-        args.devices as usize,
-        args.buildings as usize,
-        params,
-    )
-    .context("invalid fleet")?;
     let mut config = PipelineConfig::default();
     config.policy.enabled = !args.no_remediation;
     let policy = config.policy.clone();
     let mut pipeline = Pipeline::new(config).context("invalid remediation settings")?;
     let mut store = MemoryStore::new();
 
-    let period_ms = params.update_period_ms();
-    let steps = ((args.minutes * 60_000.0) / period_ms as f64).ceil() as u64;
-    let start_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
     let legacy = args.legacy_devices.min(args.devices) as usize;
-
+    // Devices d-0001… over buildings 1…, the first `legacy` of them speaking the original's
+    // topics and payloads.
+    let devices = Fleet::variations(args.seed, DEFAULT_NOISE_AMPLITUDE)
+        .take(args.devices as usize)
+        .enumerate()
+        .map(|(i, variation)| DeviceSpec {
+            id: Fleet::device_id(i),
+            building: Fleet::building(i, args.buildings as usize),
+            variation,
+            shape: if i < legacy {
+                Shape::Legacy
+            } else {
+                Shape::Current
+            },
+        })
+        .collect::<Vec<_>>();
+    // The simulated clock starts at the wall clock (readings need a plausible time), in
+    // whole milliseconds, and moves one period per step.
+    let start_ms = fleet_clock::now_ms();
+    let engine_config = EngineConfig {
+        params,
+        ..EngineConfig::default()
+    };
+    let mut engine =
+        Engine::new(engine_config, &devices, start_ms * 1000).context("invalid fleet")?;
+    let period_us = (params.update_frequency_s * 1e6).round().max(1.0) as u64;
+    let steps = (args.minutes * 60e6 / period_us as f64).ceil() as u64;
     println!(
         "Fleet demo: {} devices ({legacy} legacy) in {} buildings, seed {}, {} minutes {}, one \
          reading every {:.1} s",
@@ -132,7 +150,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         policy.hold_s,
     );
 
-    let mut reports: Vec<DeviceReport> = (0..fleet.len())
+    let mut reports: Vec<DeviceReport> = (0..engine.len())
         .map(|_| DeviceReport {
             max: f64::MIN,
             max_without: f64::MIN,
@@ -146,16 +164,14 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let mut readings = 0u64;
 
     for step in 0..steps {
-        let now = start_ms + step * period_ms;
+        let now_us = start_ms * 1000 + step * period_us;
+        let now = now_us / 1000;
         let clock = Clock { start_ms, now };
-        let mut messages: Vec<(String, String, String)> = Vec::with_capacity(fleet.len() + 1);
-        for (i, device) in fleet.devices_mut().iter_mut().enumerate() {
-            let shape = if i < legacy {
-                Shape::Legacy
-            } else {
-                Shape::Current
-            };
-            let sample = device.step(now);
+        engine.tick(now_us);
+        let mut messages: Vec<(String, String, String)> = Vec::with_capacity(engine.len() + 1);
+        // One message per reading (no batches), in device order.
+        for (reading, message) in engine.readings().iter().zip(engine.messages()) {
+            let (i, sample) = (reading.device, &reading.sample);
             let report = &mut reports[i];
             report.readings += 1;
             report.remediated_steps += u64::from(sample.remediation.is_some());
@@ -166,30 +182,33 @@ pub fn run(args: &DemoArgs) -> Result<()> {
             if args.verbose {
                 println!(
                     "{clock}  {:<8} b{:<3} {:>6.2} °C  {:>5.1} %  (without remediation {:.2} °C)",
-                    device.id(),
-                    device.building(),
+                    engine.id(i),
+                    engine.building(i),
                     sample.temperature,
                     sample.humidity,
                     sample.counterfactual_temperature,
                 );
             }
-            let payload = encode_telemetry(&device.telemetry(&sample, shape));
             message_id += 1;
             messages.push((
-                device.telemetry_topic(shape).to_string(),
-                payload,
+                message.topic.to_owned(),
+                String::from_utf8_lossy(message.payload).into_owned(),
                 format!("m{message_id}"),
             ));
             readings += 1;
             if args.bad_every > 0 && readings.is_multiple_of(args.bad_every) {
                 let bad = bad_payload(
                     readings / args.bad_every,
-                    device.id().as_str(),
-                    device.building().as_str(),
+                    engine.id(i),
+                    engine.building(i).as_str(),
                 );
                 message_id += 1;
                 messages.push((
-                    device.telemetry_topic(Shape::Current).to_string(),
+                    format!(
+                        "dt/monitoring/{}/{}/telemetry",
+                        engine.building(i),
+                        engine.id(i)
+                    ),
                     bad,
                     format!("m{message_id}"),
                 ));
@@ -228,54 +247,41 @@ pub fn run(args: &DemoArgs) -> Result<()> {
                 rejected.reason.code()
             );
         }
-        deliver(&mut fleet, &outcome, now, &mut reports)?;
+        deliver(&mut engine, &outcome, now_us, &mut reports)?;
         totals.add(&outcome);
 
         if args.realtime && step + 1 < steps {
-            std::thread::sleep(Duration::from_millis(period_ms));
+            std::thread::sleep(Duration::from_micros(period_us));
         }
     }
 
-    print_summary(&fleet, &reports, &totals, &store, steps, period_ms);
+    print_summary(&engine, &reports, &totals, &store, steps, period_us);
     Ok(())
 }
 
 /// Delivers each command to the devices subscribed to its topic, through its payload, as
-/// the broker would: a device parses the bytes it receives.
+/// the broker would: a device parses the bytes it receives (a legacy command reaches every
+/// legacy device of its building; only the one it names acts).
 fn deliver(
-    fleet: &mut Fleet,
+    engine: &mut Engine,
     outcome: &Outcome,
-    now: u64,
+    now_us: u64,
     reports: &mut [DeviceReport],
 ) -> Result<()> {
-    let ctx = ParseContext::new(now);
     for publication in &outcome.commands {
-        match &publication.topic {
-            Topic::Command { device, .. } => {
-                let command = parse_command(publication.payload.as_bytes(), &ctx)
-                    .context("the pipeline produced a command the device cannot parse")?;
-                if let Some(index) = fleet.devices().iter().position(|d| d.id() == device) {
-                    fleet.devices_mut()[index].apply(&command, now);
-                    *reports[index]
-                        .commands
-                        .entry(command.action.as_str())
-                        .or_default() += 1;
-                }
+        let topic = publication.topic.to_string();
+        match engine.receive(now_us, Via::Any, &topic, publication.payload.as_bytes()) {
+            Received::Applied(applied) => {
+                *reports[applied.device]
+                    .commands
+                    .entry(applied.action.as_str())
+                    .or_default() += 1;
             }
-            Topic::LegacyRemediation { building } => {
-                // Every legacy device of the building hears it; only the named one acts.
-                let command = parse_legacy_command(publication.payload.as_bytes(), &ctx)
-                    .context("the pipeline produced a legacy command the device cannot parse")?;
-                for (index, d) in fleet.devices_mut().iter_mut().enumerate() {
-                    if d.building() != building {
-                        continue;
-                    }
-                    if let Some(action) = d.apply_legacy_command(&command, now) {
-                        *reports[index].commands.entry(action.as_str()).or_default() += 1;
-                    }
-                }
+            Received::NotOurs => {}
+            Received::Unreadable(rejection) => {
+                bail!("the pipeline produced a command the device cannot parse: {rejection}")
             }
-            other => bail!("the pipeline published a command on {other}"),
+            Received::NotACommand => bail!("the pipeline published a command on {topic}"),
         }
     }
     Ok(())
@@ -346,14 +352,14 @@ fn print_decision(clock: &Clock, d: &Decision) {
 }
 
 fn print_summary(
-    fleet: &Fleet,
+    engine: &Engine,
     reports: &[DeviceReport],
     totals: &Totals,
     store: &MemoryStore,
     steps: u64,
-    period_ms: u64,
+    period_us: u64,
 ) {
-    let minutes = steps * period_ms / 60_000;
+    let minutes = steps * period_us / 60_000_000;
     println!("\nSummary after {minutes} minutes ({steps} readings per device)\n");
     println!(
         "{:<8} {:>4} {:>8} {:>5} {:>5} {:>7} {:>10}  {:>14}  {:>14}",
@@ -367,12 +373,12 @@ fn print_summary(
         "max °C (w/o)",
         "min °C (w/o)"
     );
-    for (d, r) in fleet.devices().iter().zip(reports) {
+    for (i, r) in reports.iter().enumerate() {
         let count = |a: &str| r.commands.get(a).copied().unwrap_or(0);
         println!(
             "{:<8} {:>4} {:>8} {:>5} {:>5} {:>7} {:>9.0}%  {:>6.2} ({:>5.2})  {:>6.2} ({:>5.2})",
-            d.id(),
-            d.building(),
+            engine.id(i),
+            engine.building(i),
             r.readings,
             count("cool"),
             count("heat"),

@@ -55,6 +55,108 @@ fn a_simulated_hour_remediates_every_device_and_accounts_for_every_message() {
     }
 }
 
+/// `fleet demo` runs recorded before the fleet engine replaced its loop (see
+/// `tests/golden/README.md`): the same fleets and seeds give the same output, byte for byte.
+#[test]
+fn the_engine_replays_the_old_loops_runs_exactly() {
+    let runs: [(&str, &[&str]); 4] = [
+        ("demo-hour.txt", &["--minutes", "60"]),
+        (
+            "demo-legacy-bad.txt",
+            &[
+                "--devices",
+                "6",
+                "--buildings",
+                "3",
+                "--legacy-devices",
+                "2",
+                "--bad-every",
+                "97",
+                "--seed",
+                "11",
+                "--minutes",
+                "60",
+            ],
+        ),
+        (
+            "demo-verbose.txt",
+            &[
+                "--devices",
+                "3",
+                "--legacy-devices",
+                "1",
+                "--seed",
+                "4",
+                "--minutes",
+                "3",
+                "--verbose",
+                "--update-frequency",
+                "1",
+            ],
+        ),
+        (
+            "demo-many.txt",
+            &[
+                "--devices",
+                "24",
+                "--buildings",
+                "7",
+                "--seed",
+                "2",
+                "--minutes",
+                "10",
+                "--update-frequency",
+                "0.5",
+                "--remediation-factor",
+                "0.2",
+            ],
+        ),
+    ];
+    for (file, args) in runs {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden")
+            .join(file);
+        let expected = std::fs::read_to_string(&path).unwrap();
+        let out = demo(args);
+        assert!(out.status.success(), "{file}");
+        let got = stdout(&out);
+        if got != expected {
+            let line = got
+                .lines()
+                .zip(expected.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(got.lines().count().min(expected.lines().count()));
+            panic!(
+                "{file}: differs from line {}:\n  got:      {:?}\n  expected: {:?}",
+                line + 1,
+                got.lines().nth(line),
+                expected.lines().nth(line)
+            );
+        }
+    }
+}
+
+/// The simulated hour's commands per device, as recorded before the engine (the summary
+/// table of `demo-hour.txt`).
+#[test]
+fn a_simulated_hour_gives_the_previous_command_counts() {
+    let text = stdout(&demo(&["--minutes", "60"]));
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| l.starts_with("d-000"))
+        .map(|l| l.split_whitespace().take(6).collect())
+        .collect();
+    let expected = [
+        ["d-0001", "1", "1800", "7", "7", "14"],
+        ["d-0002", "2", "1800", "8", "7", "14"],
+        ["d-0003", "1", "1800", "7", "7", "14"],
+        ["d-0004", "2", "1800", "8", "7", "14"],
+        ["d-0005", "1", "1800", "7", "8", "14"],
+    ];
+    assert_eq!(rows, expected.map(|r| r.to_vec()).to_vec(), "{text}");
+    assert!(text.contains("messages 9000: stored 9000, duplicates 0, rejected 0"));
+}
+
 #[test]
 fn the_same_seed_gives_the_same_run() {
     let a = stdout(&demo(&["--minutes", "20", "--seed", "9"]));

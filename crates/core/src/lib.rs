@@ -37,7 +37,7 @@ pub mod topic;
 
 pub use access::{Identity, Namespace, Publisher};
 pub use alarm::{AlarmConfig, AlarmKind, AlarmNotice, AlarmState, Alarms};
-pub use device::{Device, DeviceParams, Fleet, FleetVariation, Sample};
+pub use device::{Device, DeviceModel, DeviceParams, Fleet, FleetVariation, Sample};
 pub use id::{BuildingId, DeviceId, IdError};
 pub use payload::{
     Action, Command, LegacyCommand, MAX_BATCH, ParseContext, Rejection, Shape, Telemetry,

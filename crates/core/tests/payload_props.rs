@@ -4,7 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use fleet_core::payload::{
-    LegacyCommand, MAX_FUTURE_SKEW_MS, encode_legacy_command, parse_legacy_command,
+    LegacyCommand, MAX_FUTURE_SKEW_MS, ReadingRef, Shape, append_reading, encode_legacy_command,
+    parse_legacy_command,
 };
 use fleet_core::{
     Action, BuildingId, Command, DeviceId, ParseContext, Telemetry, encode_command,
@@ -126,6 +127,23 @@ proptest! {
         let encoded = encode_telemetry(&t);
         let parsed = parse_telemetry(encoded.as_bytes(), &ParseContext::new(NOW)).unwrap();
         prop_assert_eq!(parsed, t);
+    }
+
+    #[test]
+    fn an_appended_reading_is_the_encoded_reading(t in telemetry(), before in "[ -~]{0,16}") {
+        let reading = ReadingRef {
+            device: t.device.as_str(),
+            building: t.building.as_ref().map_or("unused", |b| b.as_str()),
+            seq: t.seq.unwrap_or(7),
+            ts: t.ts.unwrap_or(9),
+            temperature: t.temperature,
+            humidity: t.humidity,
+            shape: t.shape,
+        };
+        let mut out = before.clone();
+        append_reading(&reading, &mut out);
+        prop_assert_eq!(out, format!("{before}{}", encode_telemetry(&t)));
+        prop_assert_eq!(t.shape == Shape::Legacy, t.seq.is_none());
     }
 
     #[test]

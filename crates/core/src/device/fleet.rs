@@ -40,27 +40,42 @@ impl Fleet {
         params: DeviceParams,
         noise_amplitude: f64,
     ) -> Result<Fleet, ParamsError> {
-        let buildings = buildings.max(1);
-        // Draws are sequential, so device i's variation depends only on the seed and i:
-        // growing a fleet keeps the existing devices' series.
-        let mut rng = Pcg64::seed_from_u64(seed);
-        let period_steps = std::f64::consts::TAU * STEPS_PER_RADIAN;
-        let devices = (0..n_devices)
-            .map(|i| {
-                let variation = FleetVariation {
-                    phase_steps: unit(rng.next_u64()) * period_steps,
-                    noise_amplitude,
-                    seed: rng.next_u64(),
-                };
+        let devices = Fleet::variations(seed, noise_amplitude)
+            .take(n_devices)
+            .enumerate()
+            .map(|(i, variation)| {
                 Device::new(
                     Fleet::device_id(i),
-                    BuildingId::from_valid((i % buildings + 1).to_string()),
+                    Fleet::building(i, buildings),
                     params,
                     variation,
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Fleet { devices })
+    }
+
+    /// The variations of a fleet's devices, in id order: the `i`-th is device `i`'s in a
+    /// [`Fleet::with_noise`] of the same seed and amplitude, whatever its size. For callers
+    /// that name and keep their devices themselves (a fleet engine).
+    pub fn variations(seed: u64, noise_amplitude: f64) -> impl Iterator<Item = FleetVariation> {
+        // Draws are sequential, so device i's variation depends only on the seed and i:
+        // growing a fleet keeps the existing devices' series.
+        let mut rng = Pcg64::seed_from_u64(seed);
+        let period_steps = std::f64::consts::TAU * STEPS_PER_RADIAN;
+        std::iter::from_fn(move || {
+            Some(FleetVariation {
+                phase_steps: unit(rng.next_u64()) * period_steps,
+                noise_amplitude,
+                seed: rng.next_u64(),
+            })
+        })
+    }
+
+    /// The building of the device at `index` in a fleet over `buildings` buildings:
+    /// round-robin, `1` for index 0, `2` for 1, … (`buildings == 0` counts as 1).
+    pub fn building(index: usize, buildings: usize) -> BuildingId {
+        BuildingId::from_valid((index % buildings.max(1) + 1).to_string())
     }
 
     /// The id of the device at `index` (0-based): `d-0001` for 0.

@@ -2,9 +2,10 @@
 //! and a seeded [`Fleet`] of such devices.
 //!
 //! A device is a state machine driven by its caller's clock: [`Device::step`] produces the
-//! next [`Sample`], [`Device::apply`] reacts to a command. Each sample carries both the
-//! curve the device has and the counterfactual it would have had without remediation, so a
-//! UI can draw both.
+//! next [`Sample`], [`Device::apply`] reacts to a command. [`DeviceModel`] is the same state
+//! machine without the device's id and building: plain data, for engines that keep the ids
+//! of a whole fleet elsewhere. Each sample carries both the curve the device has and the
+//! counterfactual it would have had without remediation, so a UI can draw both.
 
 mod fleet;
 mod params;
@@ -73,11 +74,11 @@ pub enum Effect {
     NotForThisDevice,
 }
 
-/// A virtual device.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Device {
-    id: DeviceId,
-    building: BuildingId,
+/// A virtual device without its identity: its parameters, variation, step counter and
+/// remediation. Plain data (no heap), so a fleet engine keeps one per device in a flat array;
+/// [`Device`] is this plus the device's id and building.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeviceModel {
     params: DeviceParams,
     variation: FleetVariation,
     /// The next step.
@@ -87,19 +88,15 @@ pub struct Device {
     legacy_hold_s: Option<u32>,
 }
 
-impl Device {
-    /// A device at step 0, with no remediation.
+impl DeviceModel {
+    /// A model at step 0, with no remediation.
     pub fn new(
-        id: DeviceId,
-        building: BuildingId,
         params: DeviceParams,
         variation: FleetVariation,
-    ) -> Result<Device, ParamsError> {
+    ) -> Result<DeviceModel, ParamsError> {
         params.validate()?;
         variation.validate()?;
-        Ok(Device {
-            id,
-            building,
+        Ok(DeviceModel {
             params,
             variation,
             x: 0,
@@ -109,17 +106,7 @@ impl Device {
         })
     }
 
-    /// The device's id.
-    pub fn id(&self) -> &DeviceId {
-        &self.id
-    }
-
-    /// The device's building.
-    pub fn building(&self) -> &BuildingId {
-        &self.building
-    }
-
-    /// The device's parameters.
+    /// The parameters.
     pub fn params(&self) -> &DeviceParams {
         &self.params
     }
@@ -131,12 +118,12 @@ impl Device {
         Ok(())
     }
 
-    /// The device's variation.
+    /// The variation.
     pub fn variation(&self) -> &FleetVariation {
         &self.variation
     }
 
-    /// The step the next [`step`](Device::step) will produce.
+    /// The step the next [`step`](DeviceModel::step) will produce.
     pub fn next_seq(&self) -> u64 {
         self.x
     }
@@ -188,30 +175,27 @@ impl Device {
         sample
     }
 
-    /// Applies a command received at `now_ms`.
-    ///
-    /// `cool`/`heat` start a remediation lasting `hold_s` from now (`0`: until released);
-    /// `release` ends it.
-    pub fn apply(&mut self, command: &Command, now_ms: u64) -> Effect {
-        if command.device != self.id {
-            return Effect::NotForThisDevice;
-        }
-        match command.action {
+    /// Carries out a command's action received at `now_ms` (the caller checked that the
+    /// command is this device's): `cool`/`heat` start a remediation lasting `hold_s` from
+    /// now (`0`: until released); `release` ends it.
+    pub fn apply(&mut self, action: Action, hold_s: u32, now_ms: u64) -> Effect {
+        match action {
             Action::Release => {
                 self.remediation = None;
                 Effect::Released
             }
             action @ (Action::Cool | Action::Heat) => {
-                self.start(action, now_ms, Some(command.hold_s).filter(|&h| h > 0));
+                self.start(action, now_ms, Some(hold_s).filter(|&h| h > 0));
                 Effect::Started(action)
             }
         }
     }
 
-    /// Applies a command in the original's shape, as the original device did: it cools when
-    /// `reference_temperature` is below the last reading and warms otherwise (both damp the
-    /// curve the same way). The remediation lasts until the next command unless a hold is set
-    /// with [`set_legacy_hold`](Device::set_legacy_hold). Returns the direction chosen.
+    /// Carries out a command in the original's shape, as the original device did: it cools
+    /// when `reference_temperature` is below the last reading and warms otherwise (both damp
+    /// the curve the same way). The remediation lasts until the next command unless a hold is
+    /// set with [`set_legacy_hold`](DeviceModel::set_legacy_hold). Returns the direction
+    /// chosen.
     pub fn apply_legacy(&mut self, reference_temperature: f64, now_ms: u64) -> Action {
         let last = self.last_temperature.unwrap_or(self.params.min_temp);
         let action = if reference_temperature < last {
@@ -223,18 +207,109 @@ impl Device {
         action
     }
 
-    /// [`apply_legacy`](Device::apply_legacy) for a parsed legacy command; `None` when it is
-    /// for another device.
-    pub fn apply_legacy_command(&mut self, command: &LegacyCommand, now_ms: u64) -> Option<Action> {
-        (command.device == self.id).then(|| self.apply_legacy(command.temperature, now_ms))
-    }
-
     fn start(&mut self, action: Action, now_ms: u64, hold_s: Option<u32>) {
         self.remediation = Some(Remediation {
             action,
             since_ms: now_ms,
             until_ms: hold_s.map(|h| now_ms.saturating_add(u64::from(h) * 1000)),
         });
+    }
+}
+
+/// A virtual device: a [`DeviceModel`] with its id and building.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Device {
+    id: DeviceId,
+    building: BuildingId,
+    model: DeviceModel,
+}
+
+impl Device {
+    /// A device at step 0, with no remediation.
+    pub fn new(
+        id: DeviceId,
+        building: BuildingId,
+        params: DeviceParams,
+        variation: FleetVariation,
+    ) -> Result<Device, ParamsError> {
+        Ok(Device {
+            id,
+            building,
+            model: DeviceModel::new(params, variation)?,
+        })
+    }
+
+    /// The device's id.
+    pub fn id(&self) -> &DeviceId {
+        &self.id
+    }
+
+    /// The device's building.
+    pub fn building(&self) -> &BuildingId {
+        &self.building
+    }
+
+    /// The device without its identity.
+    pub fn model(&self) -> &DeviceModel {
+        &self.model
+    }
+
+    /// The device's parameters.
+    pub fn params(&self) -> &DeviceParams {
+        self.model.params()
+    }
+
+    /// Replaces the parameters (a per-device override); the step counter is kept.
+    pub fn set_params(&mut self, params: DeviceParams) -> Result<(), ParamsError> {
+        self.model.set_params(params)
+    }
+
+    /// The device's variation.
+    pub fn variation(&self) -> &FleetVariation {
+        self.model.variation()
+    }
+
+    /// The step the next [`step`](Device::step) will produce.
+    pub fn next_seq(&self) -> u64 {
+        self.model.next_seq()
+    }
+
+    /// The active remediation, as of the last step or command.
+    pub fn remediation(&self) -> Option<Remediation> {
+        self.model.remediation()
+    }
+
+    /// How long a legacy command's remediation lasts. `None` (the default) keeps it until the
+    /// next command, as the original device did, which never ended one.
+    pub fn set_legacy_hold(&mut self, hold_s: Option<u32>) {
+        self.model.set_legacy_hold(hold_s);
+    }
+
+    /// Takes the next sample at `now_ms`, ending first a remediation whose hold ran out.
+    pub fn step(&mut self, now_ms: u64) -> Sample {
+        self.model.step(now_ms)
+    }
+
+    /// Applies a command received at `now_ms`.
+    ///
+    /// `cool`/`heat` start a remediation lasting `hold_s` from now (`0`: until released);
+    /// `release` ends it.
+    pub fn apply(&mut self, command: &Command, now_ms: u64) -> Effect {
+        if command.device != self.id {
+            return Effect::NotForThisDevice;
+        }
+        self.model.apply(command.action, command.hold_s, now_ms)
+    }
+
+    /// Applies a command in the original's shape: see [`DeviceModel::apply_legacy`].
+    pub fn apply_legacy(&mut self, reference_temperature: f64, now_ms: u64) -> Action {
+        self.model.apply_legacy(reference_temperature, now_ms)
+    }
+
+    /// [`apply_legacy`](Device::apply_legacy) for a parsed legacy command; `None` when it is
+    /// for another device.
+    pub fn apply_legacy_command(&mut self, command: &LegacyCommand, now_ms: u64) -> Option<Action> {
+        (command.device == self.id).then(|| self.apply_legacy(command.temperature, now_ms))
     }
 
     /// The telemetry message for `sample` in the given shape.

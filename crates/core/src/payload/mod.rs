@@ -28,8 +28,8 @@ pub use context::{DEFAULT_MAX_BYTES, MAX_FUTURE_SKEW_MS, ParseContext};
 pub use field::{Field, JsonKind};
 pub use rejection::Rejection;
 pub use telemetry::{
-    HUMIDITY_RANGE, Shape, TEMPERATURE_RANGE, Telemetry, encode_telemetry, encode_telemetry_into,
-    parse_telemetry,
+    HUMIDITY_RANGE, ReadingRef, Shape, TEMPERATURE_RANGE, Telemetry, append_reading,
+    encode_telemetry, encode_telemetry_into, parse_telemetry,
 };
 
 /// Writes a JSON object with its keys in the given order.

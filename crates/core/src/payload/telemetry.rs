@@ -164,6 +164,59 @@ pub fn encode_telemetry_into(t: &Telemetry, out: &mut String) {
     });
 }
 
+/// One reading by reference, for [`append_reading`]: a sender that keeps its devices' ids
+/// in its own tables encodes without building a [`Telemetry`] (no id cloned per reading).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReadingRef<'a> {
+    /// The device (a valid device id).
+    pub device: &'a str,
+    /// Its building (a valid building id); not sent in the legacy shape.
+    pub building: &'a str,
+    /// Per-device counter; not sent in the legacy shape.
+    pub seq: u64,
+    /// Device clock, ms since the Unix epoch; not sent in the legacy shape.
+    pub ts: u64,
+    /// Temperature, °C.
+    pub temperature: f64,
+    /// Relative humidity, %.
+    pub humidity: f64,
+    /// Wire shape.
+    pub shape: Shape,
+}
+
+/// Appends the reading's payload to `out`: the bytes [`encode_telemetry`] gives for the
+/// same reading. Appending (not replacing) lets a batch be written into one buffer.
+pub fn append_reading(r: &ReadingRef<'_>, out: &mut String) {
+    use std::fmt::Write;
+    // Ids are `[A-Za-z0-9_-]+` (see `id`): nothing to escape. Numbers through `Value`'s
+    // `Display`, as `encode_telemetry` writes them (non-finite floats as `null`).
+    let legacy = r.shape == Shape::Legacy;
+    out.push_str(if legacy {
+        "{\"body\":{\"device\":\""
+    } else {
+        "{\"device\":\""
+    });
+    out.push_str(r.device);
+    if !legacy {
+        out.push_str("\",\"building\":\"");
+        out.push_str(r.building);
+        let _ = write!(out, "\",\"seq\":{},\"ts\":{}", r.seq, r.ts);
+    } else {
+        out.push('"');
+    }
+    let _ = write!(
+        out,
+        ",\"temperature\":{},\"humidity\":{}",
+        Value::from(r.temperature),
+        Value::from(r.humidity)
+    );
+    out.push_str(if legacy {
+        ",\"action\":\"Monitor\"}}"
+    } else {
+        "}"
+    });
+}
+
 /// Parses a telemetry payload of either shape, checking it against `ctx`.
 ///
 /// Unknown fields are ignored (forward compatibility); everything else wrong yields a
