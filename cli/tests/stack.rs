@@ -8,8 +8,9 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
+use fleet_clock::now_ms;
 use fleet_local::SqliteStore;
-use support::{Stack, acked, http_get, mosquitto, now_ms, sent_acked, set, sim, stored};
+use support::{Stack, acked, http_get, mosquitto, sent_acked, set, sim, stored};
 
 #[test]
 fn a_sim_fleet_stores_exactly_what_was_acked_and_commands_bend_the_curves() {

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use support::{Stack, acked, fleet, http_get, mosquitto, now_ms, sent_acked, set, stored};
+use fleet_clock::now_ms;
+use support::{Stack, acked, fleet, http_get, mosquitto, sent_acked, set, stored};
 
 /// `fleet local cert` for these devices; returns the certificate directory.
 fn certs(data: &Path, devices: &[&str]) -> PathBuf {

@@ -49,8 +49,4 @@ pub mod remediation;
 pub mod worker;
 
 /// Wall-clock time in ms since the Unix epoch: the policy's clock and arrival fallbacks.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub use fleet_clock::now_ms;

@@ -42,8 +42,4 @@ pub use store::{LocalStore, SqliteStore};
 
 /// Wall-clock time in ms since the Unix epoch: arrival times and the policy's clock, as
 /// IoT Core's `timestamp()` would give them.
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub(crate) use fleet_clock::now_ms;

@@ -10,6 +10,7 @@ use std::cell::Cell;
 use std::ops::Range;
 use std::rc::Rc;
 
+use fleet_clock::now_ms;
 use fleet_core::DeviceParams;
 use fleet_pipeline::PipelineConfig;
 use leptos::html;
@@ -154,10 +155,6 @@ pub fn visible_cards(n: usize, width: f64, height: f64, top: f64) -> (Range<usiz
     let start = (first_row.saturating_sub(1) * cols).min(n);
     let end = (last_row * cols).min(n);
     (start..end, cols)
-}
-
-fn now_ms() -> u64 {
-    js_sys::Date::now() as u64
 }
 
 /// A cancellable `requestAnimationFrame` loop, with a once-a-second timer behind it: a

@@ -7,6 +7,7 @@
 #![cfg(target_arch = "wasm32")]
 #![allow(clippy::unwrap_used)]
 
+use fleet_clock::now_ms;
 use fleet_core::DeviceParams;
 use fleet_web::engine::{Engine, EngineConfig};
 use fleet_web::identity::{Login, PageIdentity};
@@ -50,10 +51,6 @@ async fn sleep(ms: i32) {
             .unwrap();
     });
     wasm_bindgen_futures::JsFuture::from(promise).await.unwrap();
-}
-
-fn now_ms() -> u64 {
-    js_sys::Date::now() as u64
 }
 
 fn query_all(selector: &str) -> Vec<web_sys::Element> {

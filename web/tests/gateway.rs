@@ -10,12 +10,13 @@ mod support;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use fleet_clock::now_ms;
 use fleet_core::DeviceParams;
 use fleet_local::{LocalStore, SqliteStore};
 use fleet_web::engine::{Engine, EngineConfig};
 use fleet_web::transport::mqtt::{Connections, MqttTransport};
 use fleet_web::transport::{LinkState, Transport};
-use support::{TcpConnector, free_addr, now_ms, page_of, start_stack};
+use support::{TcpConnector, free_addr, page_of, start_stack};
 
 const DEVICES: usize = 5_000;
 const GATEWAYS: usize = 10;

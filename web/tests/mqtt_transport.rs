@@ -9,12 +9,13 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use fleet_clock::now_ms;
 use fleet_core::DeviceParams;
 use fleet_local::SqliteStore;
 use fleet_web::engine::{Engine, EngineConfig};
 use fleet_web::transport::mqtt::MqttTransport;
 use fleet_web::transport::{LinkState, Transport};
-use support::{TcpConnector, free_addr, now_ms, page_of, start_stack};
+use support::{TcpConnector, free_addr, page_of, start_stack};
 
 /// Ticks `engine` every 5 ms until `done` holds or `limit` passes.
 fn run_until(engine: &mut Engine, limit: Duration, mut done: impl FnMut(&Engine) -> bool) -> bool {

@@ -266,13 +266,6 @@ pub fn mosquitto(tool: &str) -> Command {
     Command::new(tool)
 }
 
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
 pub fn set<T: Ord + Clone>(v: &[T]) -> BTreeSet<T> {
     v.iter().cloned().collect()
 }

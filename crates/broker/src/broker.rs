@@ -16,7 +16,7 @@ use tracing::{debug, info};
 
 use crate::auth::{self, Refusals};
 use crate::config::BrokerConfig;
-use crate::connection::{self, now_ms};
+use crate::connection;
 use crate::ingest::{IngestSink, Ingested, ShuttingDown};
 use crate::router::Router;
 use crate::transport::{Transport, ws_handshake};
@@ -196,7 +196,7 @@ impl Broker {
             ingest: Mutex::new(ingest),
             stats: Counters::default(),
             refusals: Refusals::default(),
-            start_ms: now_ms(),
+            start_ms: fleet_clock::now_ms(),
             next_conn: AtomicU64::new(1),
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use fleet_core::access::{self, Grant, Publisher, Reason, Receive};
 use fleet_mqtt::QoS;
@@ -105,12 +105,6 @@ struct Conn {
     ack_tx: mpsc::UnboundedSender<AckResult>,
     next_out_pkid: u16,
     received: u64,
-}
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Serves one accepted connection until it ends. `certificate_name`: on the TLS listener,
@@ -581,7 +575,7 @@ impl Conn {
         let message = Ingested {
             topic: p.topic.to_owned(),
             payload: p.payload.to_vec(),
-            received_ms: now_ms(),
+            received_ms: fleet_clock::now_ms(),
             source_id: format!("{}-{}-{}", self.shared.start_ms, self.id, self.received),
             client_id: self.client_id.clone(),
             publisher: self.publisher.clone(),

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use fleet_core::access::Namespace;
 use fleet_local::{LocalConfig, LocalStack, Subject};
@@ -86,14 +85,6 @@ impl Connector for TcpConnector {
             self.open.remove(&index);
         }
     }
-}
-
-/// Wall clock, ms since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
 }
 
 /// A free loopback address: bound, then released, so a stack can take it (and take it
