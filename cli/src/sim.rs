@@ -1,33 +1,39 @@
 //! `fleet sim`: a fleet of native devices over real MQTT, the original Go `monitoring` CLI
 //! grown to fleets.
 //!
-//! Each device is a `fleet-core` [`Device`] driven by its own `fleet-client` connection:
-//! QoS 1 telemetry on its topic, a subscription to its command topic, commands applied to
-//! its curve as they arrive.
+//! The devices are one fleet engine (`fleet-engine`), driven by one task on tokio's timer:
+//! it sleeps until the engine's next deadline, ticks it, starts a `fleet-client`
+//! connection for each device the ramp-up (`--connect-rate`) reached, and publishes each
+//! message (QoS 1 telemetry) on its device's connection. Each connection subscribes to its
+//! device's command topic, and what arrives there goes back into the engine through that
+//! device, which applies it to its curve. Acknowledgements come back tagged with the
+//! readings they cover, so every acknowledged reading is counted (and listed with
+//! `--acked-file`).
 //!
 //! With `--batch N` a device buffers N readings and publishes them as one message (a JSON
 //! array, §4.3): on AWS a message costs the same whatever it holds, so this divides the
 //! per-message part of the bill by N, and a command can come up to N readings later. What
 //! is buffered is published at shutdown, so stopping loses nothing.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::pin::Pin;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use fleet_client::{BrokerUrl, Client, ClientEvent, ClientHandle, Scheme, TlsFiles};
 use fleet_core::access::LEGACY_CLIENT_ID;
 use fleet_core::device::DEFAULT_DEVICE_ID;
-use fleet_core::payload::{Shape, parse_legacy_command};
-use fleet_core::{
-    BuildingId, Device, DeviceId, Fleet, FleetVariation, MAX_BATCH, ParseContext, Telemetry,
-    encode_telemetry, encode_telemetry_batch, parse_command,
-};
+use fleet_core::payload::Shape;
+use fleet_core::{BuildingId, DeviceId, Fleet, FleetVariation, MAX_BATCH};
+use fleet_engine::{DeviceSpec, Engine, EngineConfig, Received, Via};
 use fleet_mqtt::{Backoff, Options, QoS};
-use tokio::sync::{mpsc, watch};
+use futures_util::stream::{SelectAll, Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, Sleep};
 use tracing::{debug, info, warn};
 
 use crate::args::DeviceArgs;
@@ -131,9 +137,11 @@ pub struct SimArgs {
     pub basic_ingest: Option<String>,
 }
 
-/// What one device did.
+/// What the fleet did.
 #[derive(Debug, Default, Clone)]
-struct DeviceReport {
+struct Totals {
+    /// Devices started.
+    devices: usize,
     /// Readings published (in `messages` messages).
     sent: u64,
     /// Readings acknowledged (their message was).
@@ -160,15 +168,31 @@ pub fn run(args: SimArgs) -> Result<()> {
     }
     check_batch(&args)?;
     let topic_prefix = basic_ingest_prefix(&args)?;
-    let devices = build_fleet(&args, params, &building)?;
+    let devices = build_fleet(&args, &building)?;
     if let Some(tls) = &tls {
-        tls.check(devices.iter().map(Device::id))?;
+        tls.check(devices.iter().map(|d| &d.id))?;
     }
+    let config = EngineConfig {
+        params,
+        ramp_per_s: args.connect_rate,
+        batch: usize::from(args.batch),
+        topic_prefix,
+        qos: QoS::AtLeastOnce,
+        round_trip_window: 256.max(3 * usize::from(args.batch)),
+        ..EngineConfig::default()
+    };
+    // Checked before the setup is printed: a bad fleet fails without starting.
+    let engine =
+        Engine::new(config, &devices, fleet_clock::now_us()).context("invalid fleet settings")?;
     print_setup(&args, &url);
 
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let reports = runtime.block_on(simulate(&args, url, tls, devices, &topic_prefix))?;
-    print_summary(&args, &reports);
+    let totals = runtime.block_on(async {
+        let mut sim = Sim::new(&args, url, tls, engine)?;
+        sim.run().await?;
+        Ok::<_, anyhow::Error>(sim.totals)
+    })?;
+    print_summary(&args, &totals);
     Ok(())
 }
 
@@ -231,30 +255,38 @@ fn broker_url(args: &SimArgs) -> Result<BrokerUrl> {
     BrokerUrl::parse(&text).with_context(|| format!("broker URL {text:?}"))
 }
 
-fn build_fleet(
-    args: &SimArgs,
-    params: fleet_core::DeviceParams,
-    building: &BuildingId,
-) -> Result<Vec<Device>> {
-    let fleet = Fleet::with_noise(args.seed, args.devices as usize, 1, params, args.noise)
-        .context("invalid fleet settings")?;
-    fleet
-        .into_devices()
-        .into_iter()
-        .map(|d| {
+/// The devices: `d-0001`… in `--building`, or the one `--device-id` (with no variation at
+/// `--noise 0`: the original curve exactly), all speaking the legacy shape with `--legacy`.
+fn build_fleet(args: &SimArgs, building: &BuildingId) -> Result<Vec<DeviceSpec>> {
+    let shape = if args.legacy {
+        Shape::Legacy
+    } else {
+        Shape::Current
+    };
+    let single = args.devices == 1;
+    Fleet::variations(args.seed, args.noise)
+        .take(args.devices as usize)
+        .enumerate()
+        .map(|(i, variation)| {
             // One device keeps the original's id; a fleet numbers its devices.
-            let id = if args.devices == 1 {
+            let id = if single {
                 DeviceId::try_from(args.device_id.as_str())
                     .with_context(|| format!("--device-id {:?}", args.device_id))?
             } else {
-                d.id().clone()
+                Fleet::device_id(i)
             };
-            let variation = if args.devices == 1 && args.noise == 0.0 {
+            let variation = if single && args.noise == 0.0 {
                 FleetVariation::NONE
             } else {
-                *d.variation()
+                variation
             };
-            Ok(Device::new(id, building.clone(), params, variation)?)
+            variation.validate().context("invalid fleet settings")?;
+            Ok(DeviceSpec {
+                id,
+                building: building.clone(),
+                variation,
+                shape,
+            })
         })
         .collect()
 }
@@ -312,121 +344,300 @@ fn credentials(args: &SimArgs) -> Result<Option<(String, Option<Vec<u8>>)>> {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+/// One device's connection events, tagged with the device.
+type Events = Pin<Box<dyn Stream<Item = (usize, ClientEvent)> + Send>>;
+
+fn events_of(device: usize, mut rx: mpsc::Receiver<ClientEvent>) -> Events {
+    Box::pin(futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|event| event.map(|e| (device, e)))
+    }))
 }
 
-async fn simulate(
-    args: &SimArgs,
+/// A message's readings as the tag its acknowledgement comes back with: the first `seq`
+/// and how many (at most `MAX_BATCH`).
+fn tag(seqs: &std::ops::Range<u64>) -> u64 {
+    seqs.start << 8 | (seqs.end - seqs.start)
+}
+
+fn untag(tag: u64) -> std::ops::Range<u64> {
+    let first = tag >> 8;
+    first..first + (tag & 0xff)
+}
+
+/// The fleet and its connections: the one task that runs them.
+struct Sim<'a> {
+    args: &'a SimArgs,
     url: BrokerUrl,
     tls: Option<DeviceTls>,
-    devices: Vec<Device>,
-    topic_prefix: &str,
-) -> Result<Vec<DeviceReport>> {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (acked_tx, acked_rx) = mpsc::unbounded_channel::<(DeviceId, u64)>();
-    let writer = args
-        .acked_file
-        .clone()
-        .map(|path| tokio::task::spawn_blocking(move || write_acked(&path, acked_rx)));
-    let shape = if args.legacy {
-        Shape::Legacy
-    } else {
-        Shape::Current
-    };
-    let period = Duration::from_secs_f64(args.device.update_frequency);
-    let total = devices.len();
-    let pace = Duration::from_secs_f64(1.0 / args.connect_rate);
-    let started = Instant::now();
-    let deadline = args
-        .duration
-        .map(|d| started + Duration::from_secs_f64(d.max(0.0)));
-    let drain = Duration::from_secs_f64(args.drain_timeout.max(0.0));
+    credentials: Option<(String, Option<Vec<u8>>)>,
+    engine: Engine,
+    /// Device `i`'s connection, once the ramp-up started it.
+    connections: Vec<ClientHandle>,
+    events: SelectAll<Events>,
+    /// Readings of device `i` published and not yet acknowledged.
+    outstanding: Vec<u32>,
+    connected_once: Vec<bool>,
+    acked: Option<mpsc::UnboundedSender<(String, u64)>>,
+    writer: Option<tokio::task::JoinHandle<Result<()>>>,
+    totals: Totals,
+    last_progress: Instant,
+}
 
-    let credentials = credentials(args)?;
-    let mut tasks = Vec::with_capacity(total);
-    let mut last_progress = Instant::now();
-    for (i, device) in devices.into_iter().enumerate() {
-        if *stop_rx.borrow() {
-            break;
+impl<'a> Sim<'a> {
+    fn new(
+        args: &'a SimArgs,
+        url: BrokerUrl,
+        tls: Option<DeviceTls>,
+        engine: Engine,
+    ) -> Result<Sim<'a>> {
+        let (acked, writer) = match args.acked_file.clone() {
+            Some(path) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let writer = tokio::task::spawn_blocking(move || write_acked(&path, rx));
+                (Some(tx), Some(writer))
+            }
+            None => (None, None),
+        };
+        let n = engine.len();
+        Ok(Sim {
+            credentials: credentials(args)?,
+            args,
+            url,
+            tls,
+            connections: Vec::with_capacity(n),
+            events: SelectAll::new(),
+            outstanding: vec![0; n],
+            connected_once: vec![false; n],
+            acked,
+            writer,
+            totals: Totals::default(),
+            last_progress: Instant::now(),
+            engine,
+        })
+    }
+
+    /// Runs the fleet until `--duration` or Ctrl-C, then stops it without losing what was
+    /// buffered or is waiting for an acknowledgement (within `--drain-timeout`).
+    async fn run(&mut self) -> Result<()> {
+        let duration = self.args.duration;
+        let stop = async move {
+            match duration {
+                Some(d) => tokio::time::sleep(Duration::from_secs_f64(d.max(0.0))).await,
+                None => std::future::pending().await,
+            }
+        };
+        let interrupt = tokio::signal::ctrl_c();
+        tokio::pin!(stop, interrupt);
+        let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep(Duration::ZERO));
+        let mut armed: Option<u64> = None;
+        loop {
+            // The engine's deadlines are on the wall clock; tokio's timer runs on its own.
+            let deadline = self.engine.next_deadline();
+            if deadline != armed {
+                if let Some(at) = deadline {
+                    let wait = at.saturating_sub(fleet_clock::now_us());
+                    timer
+                        .as_mut()
+                        .reset(Instant::now() + Duration::from_micros(wait));
+                }
+                armed = deadline;
+            }
+            tokio::select! {
+                biased;
+                () = &mut stop => break,
+                r = &mut interrupt => { r.context("waiting for Ctrl-C")?; break; }
+                Some((i, event)) = self.events.next(), if !self.events.is_empty() => {
+                    self.on_event(i, event);
+                }
+                () = &mut timer, if armed.is_some() => {
+                    armed = None;
+                    let tick = self.engine.tick(fleet_clock::now_us());
+                    for i in tick.started {
+                        self.connect(i).await?;
+                    }
+                    self.publish().await;
+                }
+            }
         }
+        self.stop().await
+    }
+
+    /// Starts device `i`'s connection and subscribes it to its command topic.
+    async fn connect(&mut self, i: usize) -> Result<()> {
+        let id = DeviceId::try_from(self.engine.id(i)).context("device id")?;
         // The original device connects with its fixed client id; a fleet's devices each
         // with their own id (a broker binds the client id to the device, §4.8).
-        let client_id = if args.legacy && total == 1 {
+        let client_id = if self.args.legacy && self.engine.len() == 1 {
             LEGACY_CLIENT_ID
         } else {
-            device.id().as_str()
+            id.as_str()
         };
         let mut options = Options::new(client_id);
-        if let Some((username, password)) = &credentials {
+        if let Some((username, password)) = &self.credentials {
             options.username = Some(username.clone());
             options.password = password.clone();
         }
-        options.keep_alive_s = args.keep_alive;
+        options.keep_alive_s = self.args.keep_alive;
         // A first retry no sooner than 1 s: IoT Core allows one CONNECT per second per
         // client id.
         options.backoff = Backoff {
             initial_ms: 2_000,
             max_ms: 60_000,
         };
-        let mut client =
-            Client::new(options, url.clone()).seed(args.seed ^ (i as u64).wrapping_mul(0x9E37));
-        if let Some(files) = &tls {
-            client = client.tls(files.for_device(device.id()));
+        let mut client = Client::new(options, self.url.clone())
+            .seed(self.args.seed ^ (i as u64).wrapping_mul(0x9E37));
+        if let Some(files) = &self.tls {
+            client = client.tls(files.for_device(&id));
         }
-        let (handle, events) = client
-            .start()
-            .with_context(|| format!("device {}", device.id()))?;
-        let run = DeviceRun {
-            device,
-            handle,
-            events,
-            shape,
-            period,
-            batch: usize::from(args.batch),
-            topic_prefix: topic_prefix.to_owned(),
-            stop: stop_rx.clone(),
-            acked: acked_tx.clone(),
-            drain,
-            log_each: total == 1,
-        };
-        tasks.push(tokio::spawn(run.run()));
-        if last_progress.elapsed() >= Duration::from_secs(1) || i + 1 == total {
+        let (handle, events) = client.start().with_context(|| format!("device {id}"))?;
+        let command_topic = self.engine.command_topic(i);
+        if let Err(e) = handle
+            .subscribe(&[(&command_topic, QoS::AtLeastOnce)])
+            .await
+        {
+            warn!(device = %id, error = %e, "cannot subscribe to commands");
+        }
+        self.connections.push(handle);
+        self.events.push(events_of(i, events));
+        self.totals.devices = self.connections.len();
+        let total = self.engine.len();
+        if self.last_progress.elapsed() >= Duration::from_secs(1) || i + 1 == total {
             info!(started = i + 1, total, "ramp-up");
-            last_progress = Instant::now();
+            self.last_progress = Instant::now();
         }
-        if i + 1 < total {
-            tokio::time::sleep(pace).await;
-        }
+        Ok(())
     }
-    drop(acked_tx);
 
-    tokio::select! {
-        _ = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d.into()).await,
-                None => std::future::pending().await,
+    /// Publishes the messages of the latest tick (or flush), each on its device's
+    /// connection.
+    async fn publish(&mut self) {
+        let log_each = self.engine.len() == 1;
+        if log_each {
+            for r in self.engine.readings() {
+                let s = &r.sample;
+                info!(device = %self.engine.id(r.device), temperature = s.temperature, humidity = s.humidity, remediation = ?s.remediation, "Sending update");
             }
-        } => {}
-        r = tokio::signal::ctrl_c() => { r.context("waiting for Ctrl-C")?; }
+        }
+        for m in self.engine.messages() {
+            let count = m.seqs.end - m.seqs.start;
+            let sent = self.connections[m.device]
+                .publish_tagged(m.topic, m.payload, m.qos, tag(&m.seqs))
+                .await;
+            match sent {
+                Ok(()) => {
+                    self.totals.sent += count;
+                    self.totals.messages += 1;
+                    self.outstanding[m.device] += count as u32;
+                }
+                Err(e) => {
+                    warn!(device = %self.engine.id(m.device), error = %e, readings = count, "readings not sent")
+                }
+            }
+        }
     }
-    info!("stopping: waiting for outstanding acknowledgements");
-    let _ = stop_tx.send(true);
-    let mut reports = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        reports.push(task.await.context("a device task failed")?);
+
+    fn on_event(&mut self, i: usize, event: ClientEvent) {
+        let id = self.engine.id(i);
+        match event {
+            ClientEvent::Acked { tag: Some(tag), .. } => {
+                // One ack covers every reading of the message.
+                let seqs = untag(tag);
+                let count = seqs.end - seqs.start;
+                self.totals.acked += count;
+                self.outstanding[i] = self.outstanding[i].saturating_sub(count as u32);
+                // Legacy payloads carry no `seq` to list them by.
+                if let Some(acked) = &self.acked
+                    && self.engine.shape(i) == Shape::Current
+                {
+                    for seq in seqs {
+                        let _ = acked.send((id.to_owned(), seq));
+                    }
+                }
+            }
+            ClientEvent::Acked { tag: None, .. } => {}
+            ClientEvent::Message(m) => {
+                let now = fleet_clock::now_us();
+                match self
+                    .engine
+                    .receive(now, Via::Device(i), &m.topic, &m.payload)
+                {
+                    Received::Applied(applied) => {
+                        let action = applied.action.as_str();
+                        info!(device = %self.engine.id(i), action, "Remediation command received");
+                        *self.totals.commands.entry(action).or_default() += 1;
+                        if let Some(us) = applied.round_trip_us {
+                            self.totals.round_trips_ms.push(us as f64 / 1000.0);
+                        }
+                    }
+                    Received::Unreadable(e) => {
+                        warn!(device = %self.engine.id(i), topic = %m.topic, code = e.code(), reason = %e, "bad command")
+                    }
+                    Received::NotOurs | Received::NotACommand => {
+                        debug!(device = %self.engine.id(i), topic = %m.topic, "not a command for this device")
+                    }
+                }
+            }
+            ClientEvent::Connected { .. } => {
+                if self.connected_once[i] {
+                    self.totals.reconnects += 1;
+                }
+                self.connected_once[i] = true;
+                debug!(device = %id, "connected");
+            }
+            ClientEvent::Disconnected {
+                reason,
+                reconnect_in,
+            } => {
+                warn!(device = %id, reason = %reason, retry_in_ms = reconnect_in.map(|d| d.as_millis() as u64), "disconnected");
+            }
+            ClientEvent::Subscribed { results } => debug!(device = %id, ?results, "subscribed"),
+            ClientEvent::Unsubscribed { .. } => {}
+            ClientEvent::PublishRejected { topic, error, tag } => {
+                let count = tag.map_or(0, |t| {
+                    let seqs = untag(t);
+                    seqs.end - seqs.start
+                });
+                warn!(device = %id, %topic, %error, readings = count, "readings not sent");
+                if tag.is_some() {
+                    self.totals.sent -= count;
+                    self.totals.messages -= 1;
+                    self.outstanding[i] = self.outstanding[i].saturating_sub(count as u32);
+                }
+            }
+        }
     }
-    if let Some(writer) = writer {
-        writer.await.context("the acked-file writer failed")??;
+
+    async fn stop(&mut self) -> Result<()> {
+        info!("stopping: waiting for outstanding acknowledgements");
+        // Readings still buffered go out before the drain, so a stop loses none of them.
+        self.engine.flush(fleet_clock::now_us());
+        self.publish().await;
+        // Drain: outstanding acks, then a clean disconnect.
+        let drain = Duration::from_secs_f64(self.args.drain_timeout.max(0.0));
+        let until = Instant::now() + drain;
+        while self.outstanding.iter().any(|&n| n > 0) && !self.events.is_empty() {
+            match tokio::time::timeout_at(until, self.events.next()).await {
+                Ok(Some((i, event))) => self.on_event(i, event),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        for (i, &unacked) in self.outstanding.iter().enumerate() {
+            if unacked > 0 {
+                warn!(device = %self.engine.id(i), unacked, "stopping with readings not acknowledged");
+            }
+        }
+        futures_util::future::join_all(self.connections.iter().map(ClientHandle::disconnect)).await;
+        self.acked = None;
+        if let Some(writer) = self.writer.take() {
+            writer.await.context("the acked-file writer failed")??;
+        }
+        Ok(())
     }
-    Ok(reports)
 }
 
 fn write_acked(
     path: &std::path::Path,
-    mut rx: mpsc::UnboundedReceiver<(DeviceId, u64)>,
+    mut rx: mpsc::UnboundedReceiver<(String, u64)>,
 ) -> Result<()> {
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = BufWriter::new(file);
@@ -438,211 +649,6 @@ fn write_acked(
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// One device's loop.
-struct DeviceRun {
-    device: Device,
-    handle: ClientHandle,
-    events: mpsc::Receiver<ClientEvent>,
-    shape: Shape,
-    period: Duration,
-    /// Readings per message.
-    batch: usize,
-    /// Before the telemetry topic: Basic Ingest's `$aws/rules/RULE/`, or nothing.
-    topic_prefix: String,
-    stop: watch::Receiver<bool>,
-    acked: mpsc::UnboundedSender<(DeviceId, u64)>,
-    drain: Duration,
-    log_each: bool,
-}
-
-impl DeviceRun {
-    async fn run(mut self) -> DeviceReport {
-        let mut report = DeviceReport::default();
-        let topic = format!(
-            "{}{}",
-            self.topic_prefix,
-            self.device.telemetry_topic(self.shape)
-        );
-        let command_topic = self.device.command_topic(self.shape).to_string();
-        if let Err(e) = self
-            .handle
-            .subscribe(&[(&command_topic, QoS::AtLeastOnce)])
-            .await
-        {
-            warn!(device = %self.device.id(), error = %e, "cannot subscribe to commands");
-        }
-        // Packet id → the seqs of its readings, for acks; reading seq → publish time, for
-        // round trips.
-        let mut pending: HashMap<u16, Vec<u64>> = HashMap::new();
-        let mut sent_at: VecDeque<(u64, Instant)> = VecDeque::new();
-        let mut buffer: Vec<Telemetry> = Vec::with_capacity(self.batch);
-        let mut tick = tokio::time::interval(self.period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut connected_once = false;
-        loop {
-            tokio::select! {
-                _ = self.stop.changed() => break,
-                _ = tick.tick() => {
-                    let sample = self.device.step(now_ms());
-                    if self.log_each {
-                        info!(device = %self.device.id(), temperature = sample.temperature, humidity = sample.humidity, remediation = ?sample.remediation, "Sending update");
-                    }
-                    buffer.push(self.device.telemetry(&sample, self.shape));
-                    if buffer.len() >= self.batch {
-                        self.publish(&topic, &mut buffer, &mut pending, &mut sent_at, &mut report).await;
-                    }
-                }
-                event = self.events.recv() => match event {
-                    Some(event) => self.on_event(event, &mut pending, &sent_at, &mut report, &mut connected_once),
-                    None => break,
-                },
-            }
-        }
-        // Readings still buffered go out before the drain, so a stop loses none of them.
-        if !buffer.is_empty() {
-            self.publish(&topic, &mut buffer, &mut pending, &mut sent_at, &mut report)
-                .await;
-        }
-        // Drain: outstanding acks, then a clean disconnect.
-        let until = tokio::time::Instant::now() + self.drain;
-        while !pending.is_empty() {
-            match tokio::time::timeout_at(until, self.events.recv()).await {
-                Ok(Some(event)) => self.on_event(
-                    event,
-                    &mut pending,
-                    &sent_at,
-                    &mut report,
-                    &mut connected_once,
-                ),
-                Ok(None) | Err(_) => break,
-            }
-        }
-        if !pending.is_empty() {
-            let unacked: usize = pending.values().map(Vec::len).sum();
-            warn!(device = %self.device.id(), unacked, "stopping with readings not acknowledged");
-        }
-        let _ = self.handle.disconnect().await;
-        report
-    }
-
-    /// Publishes the buffered readings as one message (QoS 1) and empties the buffer: a
-    /// lone reading with `--batch 1` as the usual object, anything else as a JSON array.
-    async fn publish(
-        &mut self,
-        topic: &str,
-        buffer: &mut Vec<Telemetry>,
-        pending: &mut HashMap<u16, Vec<u64>>,
-        sent_at: &mut VecDeque<(u64, Instant)>,
-        report: &mut DeviceReport,
-    ) {
-        let payload = match buffer.as_slice() {
-            [one] if self.batch == 1 => encode_telemetry(one),
-            readings => encode_telemetry_batch(readings),
-        };
-        let seqs: Vec<u64> = buffer.drain(..).filter_map(|t| t.seq).collect();
-        let count = seqs.len() as u64;
-        match self.handle.publish(topic, payload, QoS::AtLeastOnce).await {
-            Ok(Some(pkid)) => {
-                let now = Instant::now();
-                for &seq in &seqs {
-                    sent_at.push_back((seq, now));
-                }
-                while sent_at.len() > 256.max(3 * self.batch) {
-                    sent_at.pop_front();
-                }
-                pending.insert(pkid, seqs);
-                report.sent += count;
-                report.messages += 1;
-            }
-            Ok(None) => {
-                report.sent += count;
-                report.messages += 1;
-            }
-            Err(e) => {
-                warn!(device = %self.device.id(), error = %e, readings = count, "readings not sent")
-            }
-        }
-    }
-
-    fn on_event(
-        &mut self,
-        event: ClientEvent,
-        pending: &mut HashMap<u16, Vec<u64>>,
-        sent_at: &VecDeque<(u64, Instant)>,
-        report: &mut DeviceReport,
-        connected_once: &mut bool,
-    ) {
-        let id = self.device.id().clone();
-        match event {
-            ClientEvent::Acked { pkid } => {
-                // One ack covers every reading of the message.
-                if let Some(seqs) = pending.remove(&pkid) {
-                    report.acked += seqs.len() as u64;
-                    for seq in seqs {
-                        let _ = self.acked.send((id.clone(), seq));
-                    }
-                }
-            }
-            ClientEvent::Message(m) => {
-                let now = now_ms();
-                let ctx = ParseContext::new(now);
-                let applied = match self.shape {
-                    Shape::Current => match parse_command(&m.payload, &ctx) {
-                        Ok(command) => {
-                            self.device.apply(&command, now);
-                            if let Some(t) = command
-                                .reading_seq
-                                .and_then(|seq| sent_at.iter().find(|(s, _)| *s == seq))
-                            {
-                                report
-                                    .round_trips_ms
-                                    .push(t.1.elapsed().as_secs_f64() * 1000.0);
-                            }
-                            Some(command.action.as_str())
-                        }
-                        Err(e) => {
-                            warn!(device = %id, topic = %m.topic, code = e.code(), reason = %e, "bad command");
-                            None
-                        }
-                    },
-                    Shape::Legacy => match parse_legacy_command(&m.payload, &ctx) {
-                        Ok(command) => self
-                            .device
-                            .apply_legacy_command(&command, now)
-                            .map(|a| a.as_str()),
-                        Err(e) => {
-                            warn!(device = %id, topic = %m.topic, code = e.code(), reason = %e, "bad command");
-                            None
-                        }
-                    },
-                };
-                if let Some(action) = applied {
-                    info!(device = %id, action, "Remediation command received");
-                    *report.commands.entry(action).or_default() += 1;
-                }
-            }
-            ClientEvent::Connected { .. } => {
-                if *connected_once {
-                    report.reconnects += 1;
-                }
-                *connected_once = true;
-                debug!(device = %id, "connected");
-            }
-            ClientEvent::Disconnected {
-                reason,
-                reconnect_in,
-            } => {
-                warn!(device = %id, reason = %reason, retry_in_ms = reconnect_in.map(|d| d.as_millis() as u64), "disconnected");
-            }
-            ClientEvent::Subscribed { results } => debug!(device = %id, ?results, "subscribed"),
-            ClientEvent::Unsubscribed { .. } => {}
-            ClientEvent::PublishRejected { topic, error } => {
-                warn!(device = %id, %topic, %error, "publish refused")
-            }
-        }
-    }
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -651,25 +657,24 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-fn print_summary(args: &SimArgs, reports: &[DeviceReport]) {
-    let sent: u64 = reports.iter().map(|r| r.sent).sum();
-    let messages: u64 = reports.iter().map(|r| r.messages).sum();
-    let acked: u64 = reports.iter().map(|r| r.acked).sum();
-    let reconnects: u64 = reports.iter().map(|r| r.reconnects).sum();
-    let mut commands: BTreeMap<&str, u64> = BTreeMap::new();
-    for r in reports {
-        for (a, n) in &r.commands {
-            *commands.entry(a).or_default() += n;
-        }
-    }
-    let mut rtt: Vec<f64> = reports
-        .iter()
-        .flat_map(|r| r.round_trips_ms.iter().copied())
-        .collect();
+fn print_summary(args: &SimArgs, totals: &Totals) {
+    let Totals {
+        devices,
+        sent,
+        acked,
+        messages,
+        reconnects,
+        ..
+    } = *totals;
+    let mut rtt = totals.round_trips_ms.clone();
     rtt.sort_by(f64::total_cmp);
-    let received: u64 = commands.values().sum();
-    let by_action: Vec<String> = commands.iter().map(|(a, n)| format!("{a} {n}")).collect();
-    println!("\nSummary: {} devices", reports.len());
+    let received: u64 = totals.commands.values().sum();
+    let by_action: Vec<String> = totals
+        .commands
+        .iter()
+        .map(|(a, n)| format!("{a} {n}"))
+        .collect();
+    println!("\nSummary: {devices} devices");
     println!(
         "  sent {sent}, acked {acked}, unacked {}, commands received {received}{}, reconnects {reconnects}",
         sent - acked.min(sent),
@@ -692,7 +697,7 @@ fn print_summary(args: &SimArgs, reports: &[DeviceReport]) {
         );
     }
     info!(
-        devices = reports.len(),
+        devices,
         sent,
         acked,
         messages,

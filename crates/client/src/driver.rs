@@ -7,12 +7,13 @@
 //! next deadline. Connect timeouts and reconnect backoff are the session's deadlines, so
 //! the driver keeps no timers of its own.
 
+use std::collections::HashMap;
 use std::future::{Future, pending, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleet_mqtt::{Session, Status, TransportAction};
+use fleet_mqtt::{Event, Session, Status, TransportAction};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, Sleep};
 use tracing::{debug, info, warn};
@@ -53,6 +54,8 @@ pub(crate) struct Driver {
     events: mpsc::Sender<ClientEvent>,
     /// Events made by the driver itself (refused fire-and-forget publishes).
     rejected: Vec<ClientEvent>,
+    /// The tags of tagged QoS 1 publishes waiting for their acknowledgement, by packet id.
+    tags: HashMap<u16, u64>,
     state: watch::Sender<Snapshot>,
     /// The session's clock starts here. Monotonic, and tokio's, so tests may pause time.
     origin: Instant,
@@ -85,6 +88,7 @@ impl Driver {
             handles_alive: true,
             events,
             rejected: Vec::new(),
+            tags: HashMap::new(),
             state,
             origin,
             opening: None,
@@ -169,7 +173,11 @@ impl Driver {
             self.emit(event).await;
         }
         while let Some(event) = self.session.poll_event() {
-            self.emit(ClientEvent::from_session(event, now)).await;
+            let tag = match &event {
+                Event::Acked { pkid } => self.tags.remove(pkid),
+                _ => None,
+            };
+            self.emit(ClientEvent::from_session(event, now, tag)).await;
         }
     }
 
@@ -323,16 +331,23 @@ impl Driver {
             qos,
             retain,
             reply,
+            tag,
         } = publish;
         let result = self.session.publish(now, &topic, &payload, qos, retain);
         match (reply, result) {
             (Some(reply), result) => {
                 let _ = reply.send(result);
             }
-            (None, Err(error)) => self
-                .rejected
-                .push(ClientEvent::PublishRejected { topic, error }),
-            (None, Ok(_)) => {}
+            (None, Err(error)) => {
+                self.rejected
+                    .push(ClientEvent::PublishRejected { topic, error, tag })
+            }
+            (None, Ok(Some(pkid))) => {
+                if let Some(tag) = tag {
+                    self.tags.insert(pkid, tag);
+                }
+            }
+            (None, Ok(None)) => {}
         }
     }
 

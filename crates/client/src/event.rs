@@ -29,6 +29,9 @@ pub enum ClientEvent {
     Acked {
         /// The identifier the publish returned.
         pkid: u16,
+        /// The tag it was published with
+        /// ([`publish_tagged`](crate::ClientHandle::publish_tagged)).
+        tag: Option<u64>,
     },
     /// The broker answered a subscribe.
     Subscribed {
@@ -47,12 +50,15 @@ pub enum ClientEvent {
         topic: String,
         /// Why.
         error: PublishError,
+        /// Its tag, if it had one.
+        tag: Option<u64>,
     },
 }
 
 impl ClientEvent {
-    /// Converts a session event; `now_ms` is the session clock at the time.
-    pub(crate) fn from_session(event: Event, now_ms: u64) -> ClientEvent {
+    /// Converts a session event; `now_ms` is the session clock at the time, `tag` the tag of
+    /// the publish an `Acked` is for.
+    pub(crate) fn from_session(event: Event, now_ms: u64, tag: Option<u64>) -> ClientEvent {
         match event {
             Event::Connected { session_present } => ClientEvent::Connected { session_present },
             Event::Disconnected {
@@ -64,7 +70,7 @@ impl ClientEvent {
                     .map(|at| Duration::from_millis(at.saturating_sub(now_ms))),
             },
             Event::Message(message) => ClientEvent::Message(message),
-            Event::Acked { pkid } => ClientEvent::Acked { pkid },
+            Event::Acked { pkid } => ClientEvent::Acked { pkid, tag },
             Event::Subscribed { results } => ClientEvent::Subscribed { results },
             Event::Unsubscribed { filters } => ClientEvent::Unsubscribed { filters },
         }

@@ -16,6 +16,8 @@ pub(crate) struct Publish {
     pub(crate) retain: bool,
     /// `None` for fire-and-forget: a refusal becomes a `PublishRejected` event.
     pub(crate) reply: Option<oneshot::Sender<Result<Option<u16>, PublishError>>>,
+    /// The caller's tag, given back with the acknowledgement or the refusal.
+    pub(crate) tag: Option<u64>,
 }
 
 /// Any other request; always read, even while publishes wait.
@@ -120,6 +122,7 @@ impl ClientHandle {
             qos,
             retain,
             reply: Some(reply),
+            tag: None,
         };
         self.publishes
             .send(publish)
@@ -139,12 +142,39 @@ impl ClientHandle {
         payload: impl Into<Vec<u8>>,
         qos: QoS,
     ) -> Result<(), ClientError> {
+        self.send_publish(topic.into(), payload.into(), qos, None)
+            .await
+    }
+
+    /// Like [`ClientHandle::publish_nowait`], with a tag of the caller's that comes back with
+    /// the broker's acknowledgement ([`ClientEvent::Acked`](crate::ClientEvent::Acked)) or
+    /// the refusal: a caller that publishes for many things (a fleet's readings) knows which
+    /// one was acknowledged without waiting for each packet identifier.
+    pub async fn publish_tagged(
+        &self,
+        topic: impl Into<String>,
+        payload: impl Into<Vec<u8>>,
+        qos: QoS,
+        tag: u64,
+    ) -> Result<(), ClientError> {
+        self.send_publish(topic.into(), payload.into(), qos, Some(tag))
+            .await
+    }
+
+    async fn send_publish(
+        &self,
+        topic: String,
+        payload: Vec<u8>,
+        qos: QoS,
+        tag: Option<u64>,
+    ) -> Result<(), ClientError> {
         let publish = Publish {
-            topic: topic.into(),
-            payload: payload.into(),
+            topic,
+            payload,
             qos,
             retain: false,
             reply: None,
+            tag,
         };
         self.publishes
             .send(publish)

@@ -13,7 +13,7 @@ const DURING: u32 = 50;
 
 fn is_ack(e: &ClientEvent) -> Option<u16> {
     match e {
-        ClientEvent::Acked { pkid } => Some(*pkid),
+        ClientEvent::Acked { pkid, .. } => Some(*pkid),
         _ => None,
     }
 }

@@ -58,7 +58,7 @@ pub async fn exchange(url: &str, tls: Option<TlsFiles>) {
         })
         .await;
         match event {
-            ClientEvent::Acked { pkid: p } => {
+            ClientEvent::Acked { pkid: p, .. } => {
                 assert_eq!(p, pkid);
                 acked = true;
             }
@@ -176,24 +176,39 @@ async fn many_nowait_publishes_are_all_acked_and_delivered_in_order() {
     });
     let sender = publisher.clone();
     tokio::spawn(async move {
+        // Every other one with a tag, which its acknowledgement brings back.
         for i in 0..COUNT {
-            sender
-                .publish_nowait("bulk/data", i.to_string(), QoS::AtLeastOnce)
-                .await
-                .unwrap();
+            let payload = i.to_string();
+            if i % 2 == 0 {
+                let tag = i as u64;
+                sender
+                    .publish_tagged("bulk/data", payload, QoS::AtLeastOnce, tag)
+                    .await
+                    .unwrap();
+            } else {
+                sender
+                    .publish_nowait("bulk/data", payload, QoS::AtLeastOnce)
+                    .await
+                    .unwrap();
+            }
         }
     });
 
     let mut acks = 0;
+    let mut tags = Vec::new();
     while acks < COUNT {
-        wait_for(&mut events, "acks", |e| match e {
-            ClientEvent::Acked { .. } => Some(()),
+        let tag = wait_for(&mut events, "acks", |e| match e {
+            ClientEvent::Acked { tag, .. } => Some(*tag),
             ClientEvent::PublishRejected { error, .. } => panic!("rejected: {error}"),
             _ => None,
         })
         .await;
+        tags.extend(tag);
         acks += 1;
     }
+    tags.sort_unstable();
+    let even: Vec<u64> = (0..COUNT as u64).step_by(2).collect();
+    assert_eq!(tags, even, "each tagged publish's ack carries its tag");
     let payloads = collector.await.unwrap();
     let expected: Vec<String> = (0..COUNT).map(|i| i.to_string()).collect();
     assert_eq!(payloads, expected);
