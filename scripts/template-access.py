@@ -522,6 +522,7 @@ def check_page(c, tpl):
         "default-src": ["'none'"],
         "script-src": ["'self'", "'wasm-unsafe-eval'"],
         "style-src": ["'self'"],
+        "style-src-attr": ["'unsafe-inline'"],
         "img-src": ["'self'", "data:"],
         "connect-src": ["'self'", f"https://cognito-identity.{REGION}.amazonaws.com", "wss://<IoTEndpoint>"],
         "base-uri": ["'none'"],

@@ -152,13 +152,17 @@ pub fn cache_control(key: &str) -> &'static str {
 }
 
 /// Whether a file's name carries a content hash, as Trunk names its assets:
-/// `NAME-HASH.EXT` or `NAME-HASH_bg.wasm`, with HASH at least 16 hex digits.
+/// `NAME-HASH.EXT` or `NAME-HASH_bg.wasm`, HASH a 64-bit hash in lower-case hex without
+/// leading zeros (so up to 16 digits; 8 at least, which all but one in 4 billion have).
+/// `scripts/build-web.sh` names the loader it moves out of `index.html` the same way.
 fn hashed(key: &str) -> bool {
     let name = key.rsplit('/').next().unwrap_or(key);
     let stem = name.split('.').next().unwrap_or(name);
     let stem = stem.strip_suffix("_bg").unwrap_or(stem);
     stem.rsplit_once('-').is_some_and(|(base, hash)| {
-        !base.is_empty() && hash.len() >= 16 && hash.bytes().all(|b| b.is_ascii_hexdigit())
+        !base.is_empty()
+            && (8..=16).contains(&hash.len())
+            && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
     })
 }
 
@@ -232,7 +236,10 @@ mod tests {
         for name in [
             "fleet-web-0123456789abcdef.js",
             "fleet-web-0123456789abcdef_bg.wasm",
+            "fleet-web-24f6d5f47fe1aae.js",
+            "fleet-web-24f6d5f47fe1aae_bg.wasm",
             "style-fedcba9876543210.css",
+            "boot-3b1f0c9d2e4a5f60.js",
             "snippets/x/inline0-0123456789abcdef.js",
         ] {
             assert_eq!(cache_control(name), IMMUTABLE, "{name}");
@@ -242,6 +249,8 @@ mod tests {
             "config.json",
             "fleet-web.js",
             "style-123.css",
+            "style-0123456789abcdef0.css",
+            "style-0123456789ABCDEF.css",
             "-0123456789abcdef.js",
             "fleet-web-0123456789abcdeg.js",
         ] {
