@@ -98,8 +98,9 @@ setup_fuzz() {
 # The web app's release build (scripts/build-web.sh): Trunk 0.21 (0.22 needs a newer rustc),
 # wasm-bindgen-cli at exactly the lockfile's wasm-bindgen (Trunk otherwise tries to download
 # one), and npm's binaryen for wasm-opt (Debian's binaryen 108 silently breaks the app; see
-# TOOLCHAIN.md), and npm's terser for the wasm-bindgen JS glue. binaryen, terser and
-# playwright-core live in e2e/node_modules (e2e/package-lock.json).
+# TOOLCHAIN.md), npm's terser for the wasm-bindgen JS glue, and Debian's zopfli for the
+# precompressed .gz files. binaryen, terser and playwright-core live in e2e/node_modules
+# (e2e/package-lock.json).
 setup_web() {
   case "$(trunk --version 2>/dev/null)" in
     "trunk 0.21."*) ;;
@@ -112,6 +113,8 @@ setup_web() {
   [ -n "$bindgen" ] || { echo "no wasm-bindgen in Cargo.lock" >&2; return 1; }
   # Not --locked: wasm-bindgen-cli's own lockfile does not build with this toolchain. It
   # also brings wasm-bindgen-test-runner (scripts/wasm-test.sh).
+  # zopfli: the smallest .gz files for `fleet local` (build-web.sh's last step).
+  have zopfli || apt_install zopfli
   if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $bindgen" ] ||
     ! have wasm-bindgen-test-runner; then
     cargo install wasm-bindgen-cli --version "$bindgen"
