@@ -1,5 +1,5 @@
-// AWS mode in a real browser, in the app as shipped (FLEET_E2E_DIST, see support/dist.mjs;
-// the AWS mode is part of it): the user enters an endpoint, a region and
+// AWS mode in a real browser, in the app as the static hosts get it (the Pages artefact,
+// FLEET_E2E_SITE, see support/dist.mjs; the AWS mode is part of it): the user enters an endpoint, a region and
 // an Identity Pool id; the page calls a local stand-in for Cognito's two JSON calls, presigns
 // the IoT Core WebSocket URL (checked here against an independent SigV4 computation in
 // Node), and says in plain words what went wrong: an endpoint it cannot reach, or
@@ -19,7 +19,7 @@ import path from 'node:path';
 import { standInIotCore } from './support/iot-core-stand-in.mjs';
 import { serveStatic } from './support/static-server.mjs';
 import { launchChromium, watchErrors } from './support/browser.mjs';
-import { PUBLIC_URL, builtDist } from './support/dist.mjs';
+import { PUBLIC_URL, builtSite } from './support/dist.mjs';
 
 let DIST;
 const SECRET = 'stand-in-secret/key+1';
@@ -133,7 +133,7 @@ function freePort() {
 
 before(async () => {
   ENDPOINT = `127.0.0.1:${await freePort()}`;
-  DIST = builtDist();
+  DIST = builtSite();
   site = await serveStatic(DIST, { prefix: PUBLIC_URL });
   cognito = await startCognito();
   browser = await launchChromium();

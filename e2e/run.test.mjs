@@ -6,25 +6,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { builtDist, ROOT } from './support/dist.mjs';
+import { FLEET, freePort } from './support/stack.mjs';
 
-const FLEET = process.env.FLEET_BIN ?? path.join(ROOT, 'target', 'debug', 'fleet');
 const DEVICES = 3;
-
-/** A free loopback port. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Whether something accepts connections on 127.0.0.1:`port`. */
 function listening(port) {

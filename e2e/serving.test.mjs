@@ -18,16 +18,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { launchChromium } from './support/browser.mjs';
-import { builtDist, ROOT } from './support/dist.mjs';
-import { startStack } from './support/stack.mjs';
+import { builtDist } from './support/dist.mjs';
+import { freePort, startStack } from './support/stack.mjs';
 import { firstAndRepeatVisit, describe, FIRST_VISIT_BUDGET, REPEAT_VISIT_BUDGET }
   from './bench/transfer.mjs';
 
-const FLEET = process.env.FLEET_BIN ?? path.join(ROOT, 'target', 'debug', 'fleet');
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 
 let dist;
 let stack;
+let origin;
 let scratch;
 
 /** The app's files as the build wrote them (not the precompressed copies), by URL path. */
@@ -66,11 +66,17 @@ function curl(url, args = []) {
 before(async () => {
   dist = builtDist();
   scratch = mkdtempSync(path.join(tmpdir(), 'fleet-e2e-serving-'));
-  stack = await startStack({ fleet: FLEET, dist });
+  const ports = { ws: await freePort(), http: await freePort() };
+  stack = await startStack({ data: path.join(scratch, 'data'), ports, dist });
+  origin = `http://127.0.0.1:${ports.http}`;
 });
 
 after(async () => {
-  await stack?.stop();
+  if (stack && stack.exitCode === null) {
+    const exited = new Promise((r) => stack.once('exit', r));
+    stack.kill('SIGTERM');
+    await exited;
+  }
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
@@ -80,7 +86,7 @@ test('curl --compressed: every asset compressed, cached by its name, 250 KB at m
   let wire = 0;
   const lines = [];
   for (const { file, url } of list) {
-    const r = curl(`${stack.http}${url}`, ['--compressed']);
+    const r = curl(`${origin}${url}`, ['--compressed']);
     assert.equal(r.status, 200, url);
     assert.match(r.headers['content-encoding'] ?? '', /^(br|gzip)$/, `${url} is compressed`);
     assert.equal(r.headers.vary, 'accept-encoding', url);
@@ -96,16 +102,16 @@ test('curl --compressed: every asset compressed, cached by its name, 250 KB at m
 
 test('a conditional request of an unchanged file gets 304', () => {
   for (const { url } of assets()) {
-    const first = curl(`${stack.http}${url}`, ['--compressed']);
-    const byTag = curl(`${stack.http}${url}`, ['--compressed',
+    const first = curl(`${origin}${url}`, ['--compressed']);
+    const byTag = curl(`${origin}${url}`, ['--compressed',
       '-H', `If-None-Match: ${first.headers.etag}`]);
     assert.equal(byTag.status, 304, `${url} If-None-Match`);
     assert.equal(byTag.body.length, 0);
     assert.equal(byTag.headers['cache-control'], first.headers['cache-control'], url);
-    const byDate = curl(`${stack.http}${url}`, ['--compressed',
+    const byDate = curl(`${origin}${url}`, ['--compressed',
       '-H', `If-Modified-Since: ${first.headers['last-modified']}`]);
     assert.equal(byDate.status, 304, `${url} If-Modified-Since`);
-    const stale = curl(`${stack.http}${url}`, ['--compressed', '-H', 'If-None-Match: "older"']);
+    const stale = curl(`${origin}${url}`, ['--compressed', '-H', 'If-None-Match: "older"']);
     assert.equal(stale.status, 200, `${url} with another ETag`);
   }
 });
@@ -113,11 +119,11 @@ test('a conditional request of an unchanged file gets 304', () => {
 test('a client without brotli gets gzip, one without either the file as it is', () => {
   let wire = 0;
   for (const { file, url } of assets()) {
-    const gz = curl(`${stack.http}${url}`, ['-H', 'Accept-Encoding: gzip']);
+    const gz = curl(`${origin}${url}`, ['-H', 'Accept-Encoding: gzip']);
     assert.equal(gz.headers['content-encoding'], 'gzip', url);
     assert.deepEqual(gunzipSync(gz.body), readFileSync(file), url);
     wire += gz.sizeDownload + gz.sizeHeader;
-    const plain = curl(`${stack.http}${url}`);
+    const plain = curl(`${origin}${url}`);
     assert.equal(plain.headers['content-encoding'], undefined, url);
     assert.deepEqual(plain.body, readFileSync(file), url);
   }
@@ -125,7 +131,7 @@ test('a client without brotli gets gzip, one without either the file as it is', 
 });
 
 test("config.json is the stack's own answer, never stored", () => {
-  const r = curl(`${stack.http}/config.json`, ['--compressed']);
+  const r = curl(`${origin}/config.json`, ['--compressed']);
   assert.equal(r.status, 200);
   const config = JSON.parse(r.body.toString('utf8'));
   assert.equal(config.mode, 'local');
@@ -134,14 +140,14 @@ test("config.json is the stack's own answer, never stored", () => {
   if (existsSync(path.join(dist, 'config.json'))) {
     assert.equal(JSON.parse(readFileSync(path.join(dist, 'config.json'), 'utf8')).written_by, 'build-web.sh',
       'the build ships only its default');
-    assert.match(stack.log(), /the build's default config\.json is replaced/);
+    assert.match(stack.output(), /the build's default config\.json is replaced/);
   }
 });
 
 test('Chromium: a first visit is 250 KB at most on the wire, a repeat visit 5 KB', async () => {
   const browser = await launchChromium();
   try {
-    const { first, repeat, gzipOnly } = await firstAndRepeatVisit(browser, `${stack.http}/`);
+    const { first, repeat, gzipOnly } = await firstAndRepeatVisit(browser, `${origin}/`);
     const report = `${describe('first visit', first, FIRST_VISIT_BUDGET)}\n`
       + `${describe('repeat visit', repeat, REPEAT_VISIT_BUDGET)}\n`
       + describe('first visit, gzip only', gzipOnly, FIRST_VISIT_BUDGET);

@@ -3,13 +3,22 @@
 # cargo profile (opt-level z, fat LTO, one codegen unit, panic=abort) and wasm-opt -Oz from
 # npm's binaryen (e2e/node_modules, put first on PATH: Debian's wasm-opt breaks the app);
 # Trunk minifies the HTML and CSS (--minify), terser the wasm-bindgen JS glue, whose
-# integrity hash in index.html is then renewed. Never downloads anything. Then prints the transfer size (scripts/web-size.sh), which fails
-# over the budget. Run scripts/setup.sh (rust, web) first.
+# integrity hash in index.html is then renewed. Trunk's inline loader script moves into a
+# file of its own (boot-HASH.js, with an integrity hash), so a page can be served with a
+# Content-Security-Policy that allows no inline script (the template's page hosting). A
+# default config.json, {"mode":"in-page","written_by":"build-web.sh"}, goes next to
+# index.html: on a static host the page's probe for it finds it (no 404 in the console) and
+# runs in-page; `fleet local` answers /config.json itself instead of that file, and
+# `fleet aws publish-page` uploads the stack's. Never downloads anything. Then prints the
+# transfer size (scripts/web-size.sh), which fails over the budget. Run scripts/setup.sh
+# (rust, web) first.
 # Last, writes NAME.br and NAME.gz beside each asset, which `fleet local` serves (below).
 #
 # Usage: scripts/build-web.sh [--public-url URL] [--dist DIR] [other `trunk build` options]
 #        (default dist: dist/, from Trunk.toml; default public URL `./`: relative asset URLs,
-#        so one build works at the root (`fleet local`) and under any sub-path (a static host))
+#        so one build works at the root (`fleet local`) and under any sub-path (a static
+#        host); `--public-url /fleet/` gives absolute ones for that sub-path, as the GitHub
+#        Pages workflow builds it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -45,7 +54,8 @@ if ! TRUNK_OFFLINE=true TRUNK_SKIP_VERSION_CHECK=true TRUNK_BUILD_LOCKED=true NO
 fi
 
 # The glue is ~50 KB of readable JS (9 KB gzip); minified it is 2 KB smaller gzipped. Trunk
-# put a sha384 integrity hash of it in index.html (the modulepreload link): renew it.
+# put a sha384 integrity hash of it in index.html (the modulepreload link, whose href is
+# ./NAME or, with --public-url, that URL's path and NAME): renew it.
 for js in "$dist"/*.js; do
   "$wasm_opt_bin/terser" "$js" --module --compress --mangle --output "$js.min"
   mv "$js.min" "$js"
@@ -56,11 +66,38 @@ import { basename } from 'node:path';
 const [js, html] = process.argv.slice(2);
 const sri = 'sha384-' + createHash('sha384').update(readFileSync(js)).digest('base64');
 const page = readFileSync(html, 'utf8');
-const link = new RegExp(`(href="?\\./${basename(js).replace(/[.]/g, '\\.')}"?[^>]*integrity="?)sha384-[A-Za-z0-9+/=]+`);
+const name = basename(js).replace(/[.]/g, '\\.');
+const link = new RegExp(`(href="?[^"\\s>]*/${name}"?[^>]*integrity="?)sha384-[A-Za-z0-9+/=]+`);
 if (!link.test(page)) throw new Error(`build-web: no integrity hash for ${basename(js)} in ${html}`);
 writeFileSync(html, page.replace(link, `$1${sri}`));
 NODE
 done
+
+# Trunk's loader (import the glue, init the wasm, fire TrunkApplicationStarted) is an inline
+# module script: into boot-HASH.js next to the glue, loaded from the same base URL.
+node --input-type=module - "$dist" <<'NODE'
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+const dist = process.argv[2];
+const html = join(dist, 'index.html');
+const page = readFileSync(html, 'utf8');
+const inline = [...page.matchAll(/<script type="?module"?>([\s\S]*?)<\/script>/g)];
+if (inline.length !== 1) throw new Error(`build-web: ${inline.length} inline module scripts in ${html}, expected Trunk's loader alone`);
+const [tag, code] = inline[0];
+const base = code.match(/from\s*'([^']*\/)[^'/]*\.js'/)?.[1];
+if (base === undefined) throw new Error(`build-web: no import of the glue in Trunk's loader: ${code}`);
+const name = `boot-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.js`;
+writeFileSync(join(dist, name), code);
+const sri = 'sha384-' + createHash('sha384').update(code).digest('base64');
+writeFileSync(html, page.replace(tag, `<script type=module src="${base}${name}" integrity="${sri}"></script>`));
+NODE
+if grep -q '<script[^>]*>[^<]' "$dist/index.html"; then
+  echo "build-web: an inline script is left in $dist/index.html" >&2
+  exit 1
+fi
+
+printf '%s\n' '{"mode":"in-page","written_by":"build-web.sh"}' >"$dist/config.json"
 scripts/web-size.sh "$dist"
 
 # ---- Precompression (for `fleet local`, local/src/web_app.rs) -------------------------------

