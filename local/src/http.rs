@@ -291,7 +291,7 @@ fn served_config(file: &ServedFile, headers: &HeaderMap) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static(web_app::REVALIDATE),
+        HeaderValue::from_static(web_app::NO_CACHE),
     );
     if let Some(etag) = etag {
         headers.insert(header::ETAG, etag);

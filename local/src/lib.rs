@@ -14,8 +14,8 @@
 //!   ([`LocalAuthenticator`]); the rules are `fleet_core::access`.
 //! - [`certs`]: the local CA and certificates for mutual TLS.
 //! - [`metrics`]: Prometheus counters; [`emf`]: the EMF log files.
-//! - `http`: the HTTP routes and who may use them; `web_app`: the built app, compressed and
-//!   cached; [`page_config`]: what `/config.json` tells a page.
+//! - `http`: the HTTP routes and who may use them; [`web_app`]: the built app, compressed
+//!   and cached; [`page_config`]: what `/config.json` tells a page.
 //!
 //! # Key decision
 //! A reading is acknowledged to its device only after the batch holding it is committed
@@ -35,7 +35,7 @@ pub mod metrics;
 pub mod page_config;
 pub mod stack;
 pub mod store;
-mod web_app;
+pub mod web_app;
 
 pub use archive::FileArchive;
 pub use auth::{Keys, LocalAuthenticator, Subject};

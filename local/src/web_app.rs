@@ -11,6 +11,8 @@
 //! - **Revalidation**: every file carries `ETag` and `Last-Modified`, so a conditional
 //!   request (`If-None-Match`, `If-Modified-Since`) of an unchanged file gets `304`.
 //!
+//! `fleet aws publish-page` uploads with the same [`cache_control`].
+//!
 //! A missing path without an extension gets `index.html` (a single-page app's route); a
 //! missing file with one (an asset of an older build) gets `404`, never `index.html` under a
 //! year-long cache.
@@ -26,9 +28,9 @@ use axum::response::{IntoResponse, Response};
 use tower_http::services::{ServeDir, ServeFile};
 
 /// `Cache-Control` of a file whose name carries its content's hash.
-pub(crate) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// `Cache-Control` of everything else: kept, but revalidated before each use.
-pub(crate) const REVALIDATE: &str = "no-cache";
+pub const NO_CACHE: &str = "no-cache";
 
 /// The web app in `dist` (which holds an `index.html`), as a service for the router's
 /// fallback.
@@ -43,7 +45,7 @@ pub(crate) fn service(dist: &Path) -> Router {
         .fallback(routes);
     Router::new()
         .fallback_service(files)
-        .layer(middleware::from_fn(cache_control))
+        .layer(middleware::from_fn(set_cache_control))
 }
 
 /// A path with no file behind it: `index.html` for a client-side route, `404` for a file.
@@ -59,8 +61,8 @@ async fn spa_route(State(mut index): State<ServeFile>, request: Request) -> Resp
 }
 
 /// Sets `Cache-Control` on what was found (`200`, `206`, `304`): see the module doc.
-async fn cache_control(request: Request, next: Next) -> Response {
-    let policy = policy(request.uri().path());
+async fn set_cache_control(request: Request, next: Next) -> Response {
+    let policy = cache_control(request.uri().path());
     let mut response = next.run(request).await;
     let found = matches!(
         response.status(),
@@ -74,18 +76,21 @@ async fn cache_control(request: Request, next: Next) -> Response {
     response
 }
 
-/// The `Cache-Control` for a request path.
-fn policy(path: &str) -> &'static str {
+/// The `Cache-Control` of a file, by its path (a request path or an object key): the same
+/// rule wherever the app is served (`fleet local`, `fleet aws publish-page`).
+pub fn cache_control(path: &str) -> &'static str {
     let name = path.rsplit('/').next().unwrap_or_default();
     if content_hashed(name) {
         IMMUTABLE
     } else {
-        REVALIDATE
+        NO_CACHE
     }
 }
 
 /// Whether a file name carries a content hash as Trunk writes it: `STEM-HASH.EXT` or
-/// `STEM-HASH_bg.wasm`, `HASH` 8 to 16 lowercase hex digits (a 64-bit hash, unpadded).
+/// `STEM-HASH_bg.wasm`, `HASH` a 64-bit hash in lowercase hex without leading zeros (so up
+/// to 16 digits; 8 at least, which all but one in 4 billion have). `scripts/build-web.sh`
+/// names the loader it moves out of `index.html` the same way (`boot-HASH.js`).
 fn content_hashed(name: &str) -> bool {
     let Some((stem, _ext)) = name.split_once('.') else {
         return false;
@@ -109,8 +114,10 @@ mod tests {
             "/fleet-web-3f2a9c0d11e4b7a5.js",
             "/style-9a0b1c2d3e4f5a6b.css",
             "/sub/path/style-0123abcd.css",
+            "/boot-0123456789abcdef.js",
+            "fleet/fleet-web-24f6d5f47fe1aae_bg.wasm",
         ] {
-            assert_eq!(policy(hashed), IMMUTABLE, "{hashed}");
+            assert_eq!(cache_control(hashed), IMMUTABLE, "{hashed}");
         }
         for plain in [
             "/",
@@ -123,7 +130,7 @@ mod tests {
             "/-0123456789abcdef.js",
             "/fleet-web-3f2a9c0d11e4b7a5",
         ] {
-            assert_eq!(policy(plain), REVALIDATE, "{plain}");
+            assert_eq!(cache_control(plain), NO_CACHE, "{plain}");
         }
     }
 }
