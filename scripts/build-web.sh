@@ -12,6 +12,7 @@
 # `fleet aws publish-page` uploads the stack's. Never downloads anything. Then prints the
 # transfer size (scripts/web-size.sh), which fails over the budget. Run scripts/setup.sh
 # (rust, web) first.
+# Last, writes NAME.br and NAME.gz beside each asset, which `fleet local` serves (below).
 #
 # Usage: scripts/build-web.sh [--public-url URL] [--dist DIR] [other `trunk build` options]
 #        (default dist: dist/, from Trunk.toml; default public URL `./`: relative asset URLs,
@@ -98,3 +99,60 @@ fi
 
 printf '%s\n' '{"mode":"in-page","written_by":"build-web.sh"}' >"$dist/config.json"
 scripts/web-size.sh "$dist"
+
+# ---- Precompression (for `fleet local`, local/src/web_app.rs) -------------------------------
+# Beside each text or wasm file in dist/, NAME.br (brotli, quality 11, Node's zlib) and NAME.gz
+# (zopfli, Debian's, installed by scripts/setup.sh web: 4% smaller than gzip -9 on the wasm,
+# which keeps gzip-only visits within the budget; gzip -9 -n when it is missing), kept only
+# when smaller than NAME. `fleet local` serves one by the request's Accept-Encoding (content-encoding,
+# Vary: Accept-Encoding), so a visit costs the compressed bytes without compressing per
+# request. Chromium asks for brotli from loopback and HTTPS origins, for gzip only from other
+# plain-HTTP ones (a stack started with --allow-remote). Static hosts (GitHub Pages,
+# CloudFront) compress by themselves and ignore these files.
+gzip_tool=zopfli
+have zopfli || {
+  gzip_tool=gzip
+  echo "build-web: no zopfli (scripts/setup.sh web installs it): .gz files by gzip -9, ~4% larger" >&2
+}
+node --input-type=module - "$dist" "$gzip_tool" <<'NODE'
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { brotliCompressSync, constants as z } from 'node:zlib';
+const [dist, gzipTool] = process.argv.slice(2);
+const gzipArgs = gzipTool === 'zopfli' ? ['-c'] : ['-9', '-n', '-c'];
+const text = /\.(html|js|mjs|css|svg|json|txt|map)$/;
+const files = (dir) => readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+  e.isDirectory() ? files(join(dir, e.name)) : [join(dir, e.name)]);
+let count = 0, raw = 0, br = 0, gz = 0;
+for (const f of files(dist)) {
+  if (/\.(br|gz)$/.test(f)) rmSync(f); // an older build's
+}
+for (const f of files(dist)) {
+  if (!text.test(f) && !f.endsWith('.wasm')) continue;
+  const bytes = readFileSync(f);
+  const variants = {
+    br: brotliCompressSync(bytes, { params: {
+      [z.BROTLI_PARAM_QUALITY]: z.BROTLI_MAX_QUALITY,
+      [z.BROTLI_PARAM_LGWIN]: z.BROTLI_MAX_WINDOW_BITS,
+      [z.BROTLI_PARAM_MODE]: text.test(f) ? z.BROTLI_MODE_TEXT : z.BROTLI_MODE_GENERIC,
+      [z.BROTLI_PARAM_SIZE_HINT]: bytes.length,
+    } }),
+    gz: execFileSync(gzipTool, [...gzipArgs, f], { maxBuffer: 1 << 30 }),
+  };
+  let kept = false;
+  for (const [ext, packed] of Object.entries(variants)) {
+    if (packed.length < bytes.length) {
+      writeFileSync(`${f}.${ext}`, packed);
+      kept = true;
+    }
+  }
+  if (!kept) continue;
+  count += 1;
+  raw += bytes.length;
+  br += Math.min(variants.br.length, bytes.length);
+  gz += Math.min(variants.gz.length, bytes.length);
+}
+const kb = (b) => `${(b / 1000).toFixed(1)} KB`;
+console.log(`precompressed ${count} files of ${kb(raw)}: ${kb(br)} brotli, ${kb(gz)} gzip by ${gzipTool} (served by fleet local)`);
+NODE

@@ -23,17 +23,20 @@ export function freePort() {
 
 /**
  * Starts `fleet local` with its data in `data`, WebSocket and HTTP on `ports` (`{ ws, http }`),
- * serving `dist`, without the TCP and TLS listeners; `extra` are more flags. Resolves with
- * the child once it prints its banner; rejects with its output if it exits or takes 30 s.
+ * serving `dist`, without the TCP and TLS listeners; `extra` are more flags, `fleet` another
+ * binary than `FLEET`. Resolves with
+ * the child once it prints its banner (`child.output()`: what it printed so far, log
+ * included); rejects with its output if it exits or takes 30 s.
  */
-export function startStack({ data, ports, dist, extra = [] }) {
-  const child = spawn(FLEET, ['local', '--data', data, '--mqtt', 'off', '--mqtts', 'off',
+export function startStack({ data, ports, dist, extra = [], fleet = FLEET }) {
+  const child = spawn(fleet, ['local', '--data', data, '--mqtt', 'off', '--mqtts', 'off',
     '--ws', `127.0.0.1:${ports.ws}`, '--http', `127.0.0.1:${ports.http}`, '--dist', dist,
     ...extra],
   { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
   child.stderr.on('data', (d) => { out += d; });
+  child.output = () => out;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`fleet local did not start: ${out}`)), 30_000);
     child.stdout.on('data', () => {

@@ -19,11 +19,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-
-/// `Cache-Control` of files whose name carries their content hash.
-pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-/// `Cache-Control` of everything else: revalidate on every use.
-pub const NO_CACHE: &str = "no-cache";
+/// `Cache-Control` by name: immutable for content-hashed names, no-cache for the rest; the
+/// rule `fleet local` serves the app by.
+pub use fleet_local::web_app::cache_control;
 
 /// The page's config file, next to `index.html`.
 pub const CONFIG: &str = "config.json";
@@ -146,26 +144,6 @@ pub fn content_type(key: &str) -> &'static str {
     }
 }
 
-/// `Cache-Control` by name: immutable for content-hashed names, no-cache for the rest.
-pub fn cache_control(key: &str) -> &'static str {
-    if hashed(key) { IMMUTABLE } else { NO_CACHE }
-}
-
-/// Whether a file's name carries a content hash, as Trunk names its assets:
-/// `NAME-HASH.EXT` or `NAME-HASH_bg.wasm`, HASH a 64-bit hash in lower-case hex without
-/// leading zeros (so up to 16 digits; 8 at least, which all but one in 4 billion have).
-/// `scripts/build-web.sh` names the loader it moves out of `index.html` the same way.
-fn hashed(key: &str) -> bool {
-    let name = key.rsplit('/').next().unwrap_or(key);
-    let stem = name.split('.').next().unwrap_or(name);
-    let stem = stem.strip_suffix("_bg").unwrap_or(stem);
-    stem.rsplit_once('-').is_some_and(|(base, hash)| {
-        !base.is_empty()
-            && (8..=16).contains(&hash.len())
-            && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    })
-}
-
 /// What the stack says about its page: where it goes and what its `config.json` is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StackPage {
@@ -230,6 +208,7 @@ impl StackPage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fleet_local::web_app::{IMMUTABLE, NO_CACHE};
 
     #[test]
     fn trunk_asset_names_are_hashed_and_the_rest_is_not() {
