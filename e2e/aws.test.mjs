@@ -1,5 +1,5 @@
-// AWS mode in a real browser, in the app as shipped (FLEET_E2E_DIST, see support/dist.mjs;
-// the AWS mode is part of it): the user enters an endpoint, a region and
+// AWS mode in a real browser, in the app as the static hosts get it (the Pages artefact,
+// FLEET_E2E_SITE, see support/dist.mjs; the AWS mode is part of it): the user enters an endpoint, a region and
 // an Identity Pool id; the page calls a local stand-in for Cognito's two JSON calls, presigns
 // the IoT Core WebSocket URL (checked here against an independent SigV4 computation in
 // Node), and says in plain words what went wrong: an endpoint it cannot reach, or
@@ -8,6 +8,11 @@
 // WebSocket endpoint (support/iot-core-stand-in.mjs) it connects with client ids
 // `{identity id}.…` and reports devices `g{uuid hex}-0001`… in the template's browser
 // building, read from the template's config.json.
+// The signing clock: a page whose clock is hours off (playwright's page.clock) signs a
+// guest's URLs with AWS's time, read from the Cognito stand-in's `Date` header (or, when
+// the header is hidden, from the credentials' Expiration), which the IoT Core stand-in
+// checks as IoT Core does; pasted keys sign with the page's clock, and the refusal names
+// the skew.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
@@ -16,10 +21,10 @@ import { createServer } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { standInIotCore } from './support/iot-core-stand-in.mjs';
+import { amzDateOf, standInIotCore } from './support/iot-core-stand-in.mjs';
 import { serveStatic } from './support/static-server.mjs';
 import { launchChromium, watchErrors } from './support/browser.mjs';
-import { PUBLIC_URL, builtDist } from './support/dist.mjs';
+import { PUBLIC_URL, builtSite } from './support/dist.mjs';
 
 let DIST;
 const SECRET = 'stand-in-secret/key+1';
@@ -46,14 +51,21 @@ function identityOf(pool) {
 /** The devices' namespace of a guest: `g` and its identity's 32 hex digits. */
 const namespaceOf = (identity) => `g${identity.split(':')[1].replace(/-/g, '')}`;
 
-/** A stand-in for Cognito Identity's JSON API: GetId and GetCredentialsForIdentity. */
-function startCognito() {
+/**
+ * A stand-in for Cognito Identity's JSON API: GetId and GetCredentialsForIdentity. Like
+ * Cognito it answers with CORS headers that expose `Date` (Node's http server sends the
+ * header itself, from this process's clock); `exposeDate: false` hides it from pages.
+ */
+function startCognito({ exposeDate = true } = {}) {
   const calls = [];
   const server = createServer((req, res) => {
     const cors = {
       'access-control-allow-origin': '*',
       'access-control-allow-headers': 'content-type, x-amz-target',
       'access-control-allow-methods': 'POST',
+      ...(exposeDate
+        ? { 'access-control-expose-headers': 'x-amzn-RequestId,x-amzn-ErrorType,x-amzn-ErrorMessage,Date' }
+        : {}),
     };
     if (req.method === 'OPTIONS') {
       res.writeHead(204, cors);
@@ -70,6 +82,12 @@ function startCognito() {
       };
       const { IdentityPoolId: pool, IdentityId: id } = JSON.parse(body || '{}');
       if (target === 'AWSCognitoIdentityService.GetId') {
+        if (pool === undefined) {
+          return send(400, {
+            __type: 'ValidationException',
+            message: "1 validation error detected: Value null at 'identityPoolId' failed to satisfy constraint: Member must not be null",
+          });
+        }
         if (pool === 'us-east-1:refused') {
           return send(400, {
             __type: 'NotAuthorizedException',
@@ -133,7 +151,7 @@ function freePort() {
 
 before(async () => {
   ENDPOINT = `127.0.0.1:${await freePort()}`;
-  DIST = builtDist();
+  DIST = builtSite();
   site = await serveStatic(DIST, { prefix: PUBLIC_URL });
   cognito = await startCognito();
   browser = await launchChromium();
@@ -322,7 +340,8 @@ test('aws mode: pasted credentials sign without Cognito and stay in memory', asy
   const sockets = [];
   page.on('websocket', (ws) => sockets.push(ws.url()));
   const callsBefore = cognito.calls.length;
-  await page.goto(`${site.url}?autostart=0&mode=aws&endpoint=${ENDPOINT}&region=eu-west-1&devices=1`);
+  await page.goto(`${site.url}?autostart=0&mode=aws&endpoint=${ENDPOINT}&region=eu-west-1&devices=1`
+    + `&cognito=${encodeURIComponent(cognito.url)}`);
   await page.locator('details.creds summary').click();
   await page.getByTestId('aws-key').fill('AKIAIOSFODNN7EXAMPLE');
   await page.getByTestId('aws-key').dispatchEvent('change');
@@ -337,8 +356,100 @@ test('aws mode: pasted credentials sign without Cognito and stay in memory', asy
   assert.ok(!sockets[0].includes('X-Amz-Security-Token'), 'no token: long-term keys');
   assert.equal(new URL(sockets[0].replace('wss:', 'https:')).searchParams.get('X-Amz-Signature'),
     expectedSignature(sockets[0], 'pasted/secret+key', 'eu-west-1'));
-  assert.equal(cognito.calls.length, callsBefore, 'Cognito is not called');
+  // Cognito is asked for no identity or credentials; at most, after a refused connection,
+  // for the time (a GetId with no pool).
+  assert.deepEqual(cognito.calls.slice(callsBefore).filter((c) => Object.keys(c.body).length > 0), [],
+    'Cognito is not asked for credentials');
   const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + location.href);
   assert.ok(!stored.includes('pasted/secret'), 'the secret is not stored');
   await page.close();
+});
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const IOT_ENDPOINT = 'abc123-ats.iot.us-east-1.amazonaws.com';
+const IOT_URL = /^wss:\/\/abc123-ats\.iot\.us-east-1\.amazonaws\.com\/mqtt\?/;
+
+for (const [source, exposeDate] of [
+  ["Cognito's Date header", true],
+  ["the credentials' Expiration when the Date header is hidden", false],
+]) {
+  test(`aws mode: a page whose clock is 2 hours slow signs a guest's URLs with AWS's time, from ${source}`, async () => {
+    const standIn = exposeDate ? cognito : await startCognito({ exposeDate: false });
+    const page = await browser.newPage();
+    const watch = watchErrors(page);
+    // The page's clock runs 2 hours behind this process's, which is the stand-ins' (AWS's).
+    await page.clock.install({ time: Date.now() - 2 * HOUR });
+    const iot = await standInIotCore(page, IOT_URL);
+    try {
+      await page.goto(`${site.url}?mode=aws&endpoint=${IOT_ENDPOINT}&region=us-east-1`
+        + `&pool=us-east-1:skewed&devices=2&ramp=0&cognito=${encodeURIComponent(standIn.url)}`);
+      // Connected: the stand-in, like IoT Core, refuses a URL more than 5 minutes off.
+      await page.waitForFunction(
+        () => document.querySelector('[data-testid=stats-links]')?.textContent === '2/2',
+        null, { timeout: 20_000, polling: 200 });
+      const pageBehind = Date.now() - await page.evaluate(() => Date.now());
+      assert.ok(Math.abs(pageBehind - 2 * HOUR) < MINUTE, `the page's clock is ${pageBehind} ms behind`);
+      assert.deepEqual(iot.refused, []);
+      assert.ok(iot.connections.length >= 3, `${iot.connections.length} connections`);
+      for (const c of iot.connections) {
+        // X-Amz-Date is AWS's time (the header has whole seconds), not the page's.
+        const off = amzDateOf(c.url) - c.at;
+        assert.ok(Math.abs(off) < 5_000, `X-Amz-Date is ${off} ms from the stand-in's time`);
+        assert.equal(new URL(c.url.replace('wss:', 'https:')).searchParams.get('X-Amz-Signature'),
+          expectedSignature(c.url, SECRET, 'us-east-1'));
+      }
+      await page.getByTestId('stop').click();
+      assert.deepEqual(watch.unexpected(), []);
+    } finally {
+      await page.close();
+      if (standIn !== cognito) standIn.close();
+    }
+  });
+}
+
+test('aws mode: pasted keys sign with the page\'s clock; 20 minutes fast, IoT Core refuses and the page says by how much', async () => {
+  const page = await browser.newPage();
+  await page.clock.install({ time: Date.now() + 20 * MINUTE });
+  const iot = await standInIotCore(page, IOT_URL);
+  const callsBefore = cognito.calls.length;
+  try {
+    await page.goto(`${site.url}?autostart=0&mode=aws&endpoint=${IOT_ENDPOINT}&region=us-east-1`
+      + `&devices=1&cognito=${encodeURIComponent(cognito.url)}`);
+    await page.locator('details.creds summary').click();
+    assert.match(await page.getByTestId('aws-clock-note').textContent(),
+      /Pasted credentials are signed with this computer's clock/);
+    await page.getByTestId('aws-key').fill('AKIAIOSFODNN7EXAMPLE');
+    await page.getByTestId('aws-key').dispatchEvent('change');
+    await page.getByTestId('aws-secret').fill('pasted/secret+key');
+    await page.getByTestId('aws-secret').dispatchEvent('change');
+    await page.getByTestId('start').click();
+
+    // The first refusal makes the page ask AWS for the time; the next one names the skew.
+    await page.waitForFunction(
+      () => /clock is \d+ minutes fast/.test(document.querySelector('[data-testid=error]')?.textContent ?? ''),
+      null, { timeout: 30_000, polling: 200 });
+    const shown = await text(page, 'error');
+    assert.match(shown, new RegExp(`IoT Core at ${IOT_ENDPOINT.replace(/\./g, '\\.')} refused the `
+      + 'connection: this computer\'s clock is 20 minutes fast by AWS\'s time, and IoT Core refuses '
+      + 'a signature more than 5 minutes off\\. Pasted credentials are signed with it: set it right'));
+    assert.ok(!shown.includes('pasted/secret') && !shown.includes('X-Amz-Signature'), shown);
+
+    // The URLs were signed with the page's clock, and the stand-in refused each one.
+    assert.equal(iot.connections.length, 0);
+    assert.ok(iot.refused.length >= 2, `${iot.refused.length} refused`);
+    for (const r of iot.refused) {
+      const ahead = amzDateOf(r.url) - r.at;
+      assert.ok(Math.abs(ahead - 20 * MINUTE) < MINUTE, `X-Amz-Date is ${ahead} ms ahead`);
+    }
+    // Cognito was asked for the time only: a GetId with no pool, which it refuses.
+    const asked = cognito.calls.slice(callsBefore);
+    assert.ok(asked.length >= 1);
+    for (const c of asked) {
+      assert.deepEqual([c.target, c.body], ['AWSCognitoIdentityService.GetId', {}]);
+    }
+    await page.getByTestId('stop').click();
+  } finally {
+    await page.close();
+  }
 });

@@ -8,17 +8,15 @@
 // secret is in its data directory). Screenshot: target/e2e/local.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { launchChromium, watchErrors, firstInt } from './support/browser.mjs';
 import { builtDist, ROOT } from './support/dist.mjs';
+import { freePort, refusals as stackRefusals, startStack as launchStack } from './support/stack.mjs';
 
 const DEVICES = 20;
 const SCREENSHOT = path.join(ROOT, 'target', 'e2e', 'local.png');
-const FLEET = process.env.FLEET_BIN ?? path.join(ROOT, 'target', 'debug', 'fleet');
 
 let dist;
 let browser;
@@ -26,50 +24,8 @@ let data;
 let stack;
 let ports;
 
-/** A free loopback port (the stack must come back on the same one after a kill). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Starts `fleet local` on `ports`; resolves once it prints its banner. */
-function startStack() {
-  const child = spawn(FLEET, ['local', '--data', data, '--mqtt', 'off', '--mqtts', 'off',
-    '--ws', `127.0.0.1:${ports.ws}`, '--http', `127.0.0.1:${ports.http}`, '--dist', dist],
-  { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => { out += d; });
-  child.stderr.on('data', (d) => { out += d; });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`fleet local did not start: ${out}`)), 30_000);
-    child.stdout.on('data', () => {
-      if (out.includes('Stop with Ctrl-C')) {
-        clearTimeout(timer);
-        resolve(child);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`fleet local exited (${code}): ${out}`));
-    });
-  });
-}
-
-/** The stack's refusal counters: `{ "connect/no_credentials": n, … }`. */
-async function refusals() {
-  const text = await (await fetch(`http://127.0.0.1:${ports.http}/metrics`)).text();
-  const counts = {};
-  for (const m of text.matchAll(/^fleet_mqtt_refusals_total\{action="(\w+)",reason="(\w+)"\} (\d+)/gm)) {
-    counts[`${m[1]}/${m[2]}`] = Number(m[3]);
-  }
-  return counts;
-}
+const startStack = () => launchStack({ data, ports, dist });
+const refusals = () => stackRefusals(ports.http);
 
 async function stored() {
   const res = await fetch(`http://127.0.0.1:${ports.http}/api/stats`);

@@ -7,16 +7,13 @@
 // fleet. The stack counts the refused upgrades on /metrics.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { launchChromium, watchErrors, firstInt } from './support/browser.mjs';
-import { PUBLIC_URL, builtDist, ROOT } from './support/dist.mjs';
+import { PUBLIC_URL, builtDist } from './support/dist.mjs';
+import { freePort, refusals as stackRefusals, startStack } from './support/stack.mjs';
 import { serveStatic } from './support/static-server.mjs';
-
-const FLEET = process.env.FLEET_BIN ?? path.join(ROOT, 'target', 'debug', 'fleet');
 
 let data;
 let stack;
@@ -24,55 +21,13 @@ let ports;
 let other;
 let browser;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Starts `fleet local` serving `dist` on `ports`; resolves once it prints its banner. */
-function startStack(dist) {
-  const child = spawn(FLEET, ['local', '--data', data, '--mqtt', 'off', '--mqtts', 'off',
-    '--ws', `127.0.0.1:${ports.ws}`, '--http', `127.0.0.1:${ports.http}`, '--dist', dist],
-  { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => { out += d; });
-  child.stderr.on('data', (d) => { out += d; });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`fleet local did not start: ${out}`)), 30_000);
-    child.stdout.on('data', () => {
-      if (out.includes('Stop with Ctrl-C')) {
-        clearTimeout(timer);
-        resolve(child);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`fleet local exited (${code}): ${out}`));
-    });
-  });
-}
-
-/** The stack's refusal counters: `{ "connect/origin_not_allowed": n, … }`. */
-async function refusals() {
-  const text = await (await fetch(`http://127.0.0.1:${ports.http}/metrics`)).text();
-  const counts = {};
-  for (const m of text.matchAll(/^fleet_mqtt_refusals_total\{action="(\w+)",reason="(\w+)"\} (\d+)/gm)) {
-    counts[`${m[1]}/${m[2]}`] = Number(m[3]);
-  }
-  return counts;
-}
+const refusals = () => stackRefusals(ports.http);
 
 before(async () => {
   data = mkdtempSync(path.join(tmpdir(), 'fleet-e2e-origin-'));
   ports = { ws: await freePort(), http: await freePort() };
   const dist = builtDist();
-  stack = await startStack(dist);
+  stack = await startStack({ data, ports, dist });
   // The second origin: the same app, from a static server on another port.
   other = await serveStatic(dist, { prefix: PUBLIC_URL });
   browser = await launchChromium();

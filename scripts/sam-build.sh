@@ -5,20 +5,25 @@
 # cores (docs/deploy.md). Installs what is missing (scripts/setup.sh aws lambda), builds into
 # .aws-sam/, and checks that every function got an aarch64 Linux executable.
 #
+# Runs with no terminal (CI, a pipe, `</dev/null`): SAM CLI 1.170 asks nothing for
+# `BuildMethod: rust-cargolambda`. Older SAM CLIs asked to confirm it as a beta feature;
+# SAM_CLI_BETA_RUST_CARGO_LAMBDA=1 answers that prompt should a later one bring it back, and
+# stdin is closed so that any other prompt fails the build at once instead of waiting.
+#
 # Usage: scripts/sam-build.sh [extra `sam build` options]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 scripts/setup.sh aws lambda
-export SAM_CLI_TELEMETRY=0
+export SAM_CLI_TELEMETRY=0 SAM_CLI_BETA_RUST_CARGO_LAMBDA=1
 # The workspace's release profile keeps line tables (for profiling the local stack); a
 # deployed function needs none: stripped, each bootstrap is a few MB instead of ~40.
 export CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=symbols
 # cargo-lambda looks for zig as `python3 -m ziglang`: the venv that has it goes first.
 export PATH="$(dirname "$FLEET_VENV")/venv-zig/bin:$PATH"
 
-step "sam build" sam build "$@"
+step "sam build" sam build "$@" </dev/null
 found=0
 for bootstrap in .aws-sam/build/*/bootstrap; do
   [ -e "$bootstrap" ] || continue

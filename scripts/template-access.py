@@ -19,6 +19,10 @@ the guest's grants are exactly the browser building's, and that the right caller
 what they need (so the test fails both ways). A construct this evaluator does not know
 (NotAction, an unknown condition operator...) fails the test instead of being guessed at.
 
+And the hosted page (PageHosting, off by default): its bucket is read only by the stack's
+CloudFront distribution over TLS, viewers are redirected to HTTPS, and the response headers'
+CSP lets the page reach only its own origin, Cognito and the stack's IoT Core endpoint.
+
 It also checks what the access model leans on elsewhere in the template: the rules pass
 clientid(), the worker knows the legacy device and the metric buildings, browser access is
 off by default and enhanced-flow only, and the WebConfig output is JSON with
@@ -95,7 +99,8 @@ def as_list(v):
 def condition_holds(condition, context):
     for operator, tests in (condition or {}).items():
         for key, wanted in tests.items():
-            have = context.get(key)
+            # Condition keys are case-insensitive (aws:SourceArn, AWS:SourceArn).
+            have = next((v for k, v in context.items() if k.lower() == key.lower()), None)
             if have is None:
                 return False  # a missing key fails every operator modelled here
             wanted = [str(w) for w in as_list(wanted)]
@@ -447,6 +452,85 @@ def check_surroundings(c, tpl, building):
     c.expect("WebConfig has no client_id_prefix", "client_id_prefix" in text, False)
 
 
+def principal_statements(statements, kind, name):
+    """The statements of a resource policy whose Principal names the caller (`kind` is
+    "Service" or "AWS"); a Principal of "*" names everyone."""
+    out = []
+    for st in statements:
+        p = st.get("Principal")
+        if p == "*" or (isinstance(p, dict) and any(
+                k == kind and ("*" in as_list(v) or name in as_list(v)) for k, v in p.items())):
+            out.append(st)
+    return out
+
+
+def check_page(c, tpl):
+    """The hosted page (PageHosting): off by default; its bucket read only by this stack's
+    CloudFront distribution, over TLS, never written through it; viewers on HTTPS; and a CSP
+    that lets the page reach its own files, Cognito and IoT Core, and nothing else."""
+    c.expect("PageHosting default", tpl.default("PageHosting"), "false")
+    names = sorted(n for n in tpl.resources if n.startswith("Page"))
+    c.expect("page resources", names, ["PageBucket", "PageBucketPolicy", "PageDistribution",
+                                       "PageHeadersPolicy", "PageOriginAccessControl"])
+    for n in names:
+        c.expect(f"{n} only with page hosting", tpl.resources[n].get("Condition"), "HasPageHosting")
+    for n in ["PageUrl", "PageBucketName"]:
+        c.expect(f"output {n} only with page hosting",
+                 tpl.doc["Outputs"][n].get("Condition"), "HasPageHosting")
+
+    statements = tpl.resolve(tpl.props("PageBucketPolicy")["PolicyDocument"])["Statement"]
+    ours = f"arn:{PARTITION}:cloudfront::{ACCOUNT}:distribution/<PageDistribution>"
+    other = f"arn:{PARTITION}:cloudfront::{ACCOUNT}:distribution/EOTHER"
+    obj = "<PageBucket.Arn>/index.html"
+    cloudfront = principal_statements(statements, "Service", "cloudfront.amazonaws.com")
+    anyone = principal_statements(statements, "AWS", f"arn:{PARTITION}:iam::{ACCOUNT}:root")
+    tls = {"aws:SecureTransport": "true"}
+    for who, sts, action, context, want in [
+        ("this distribution", cloudfront, "s3:GetObject", {**tls, "AWS:SourceArn": ours}, True),
+        ("this distribution without TLS", cloudfront, "s3:GetObject",
+         {"aws:SecureTransport": "false", "AWS:SourceArn": ours}, False),
+        ("another distribution", cloudfront, "s3:GetObject", {**tls, "AWS:SourceArn": other}, False),
+        ("this distribution", cloudfront, "s3:PutObject", {**tls, "AWS:SourceArn": ours}, False),
+        ("this distribution", cloudfront, "s3:ListBucket", {**tls, "AWS:SourceArn": ours}, False),
+        ("an account principal, by the bucket policy", anyone, "s3:GetObject", tls, False),
+    ]:
+        c.decision(f"page bucket: {who}", sts, context, action, obj, want)
+
+    config = tpl.props("PageDistribution")["DistributionConfig"]
+    behavior = config["DefaultCacheBehavior"]
+    c.expect("page viewers", behavior.get("ViewerProtocolPolicy"), "redirect-to-https")
+    c.expect("page methods", behavior.get("AllowedMethods"), ["GET", "HEAD"])
+    c.expect("page headers policy", behavior.get("ResponseHeadersPolicyId"), {"Ref": "PageHeadersPolicy"})
+    origin = config["Origins"][0]
+    c.expect("page origin access control (not an identity)",
+             (origin.get("OriginAccessControlId"), origin["S3OriginConfig"].get("OriginAccessIdentity")),
+             ({"Fn::GetAtt": ["PageOriginAccessControl", "Id"]}, ""))
+    own_cert = config["ViewerCertificate"]["Fn::If"]
+    c.expect("page TLS with its own certificate",
+             (own_cert[0], own_cert[1].get("MinimumProtocolVersion")), ("PageOnOwnDomain", "TLSv1.2_2021"))
+
+    headers = tpl.props("PageHeadersPolicy")["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    c.expect("page security headers", sorted(headers), sorted([
+        "StrictTransportSecurity", "ContentTypeOptions", "FrameOptions", "ReferrerPolicy",
+        "ContentSecurityPolicy"]))
+    c.expect("every page header overrides the origin's",
+             [h for h, v in headers.items() if v.get("Override") is not True], [])
+    c.expect("page framing", headers["FrameOptions"]["FrameOption"], "DENY")
+    csp = tpl.resolve(headers["ContentSecurityPolicy"]["ContentSecurityPolicy"])
+    directives = {d.split()[0]: d.split()[1:] for d in csp.split(";") if d.strip()}
+    c.expect("CSP", directives, {
+        "default-src": ["'none'"],
+        "script-src": ["'self'", "'wasm-unsafe-eval'"],
+        "style-src": ["'self'"],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'", f"https://cognito-identity.{REGION}.amazonaws.com", "wss://<IoTEndpoint>"],
+        "base-uri": ["'none'"],
+        "form-action": ["'none'"],
+        "frame-ancestors": ["'none'"],
+    })
+
+
 def main(argv):
     verbose = "-v" in argv
     args = [a for a in argv if a != "-v"]
@@ -457,7 +541,8 @@ def main(argv):
     building = tpl.default("BrowserBuilding")
     for check in (lambda: check_device_policy(c, tpl, rules),
                   lambda: check_browser_role(c, tpl, rules, building),
-                  lambda: check_surroundings(c, tpl, building)):
+                  lambda: check_surroundings(c, tpl, building),
+                  lambda: check_page(c, tpl)):
         try:
             check()
         except (Unsupported, KeyError, TypeError, ValueError) as e:

@@ -8,7 +8,9 @@
 #      place cfn-lint misses bad Refs/GetAtts and skips its IAM action check (W3037), and
 #      every role here is written by hand;
 #   4. `checkov`: no failed check; every skip (Metadata `checkov: skip:` on the resource)
-#      must carry a comment saying why;
+#      must carry a comment saying why. Twice: on the template as written, and with every
+#      optional part on (PageHosting with its own domain, BrowserAccess, AlarmEmail),
+#      because checkov leaves out resources whose Condition is false with the defaults;
 #   5. each function's role grants exactly the data-plane actions (DynamoDB, S3, IoT) that
 #      lambdas/iam.json lists for its binary, which lambdas/tests/aws_moto.rs checks against
 #      the calls the code really makes on moto;
@@ -101,10 +103,21 @@ if check "the SAM transform" translate; then
   check "cfn-lint (after the SAM transform)" cfn-lint -- "$tmp/translated.json" || true
 fi
 
+# cfn-lint's own interpreter has its YAML loader (cfnlint.decode), which reads the short
+# forms (!Sub, !Ref...) as the intrinsic functions they are.
+cfn_lint_python() {
+  local py
+  py=$(head -n 1 "$(readlink -f "$(command -v cfn-lint)")" | sed -n 's/^#!//p')
+  if [ -z "$py" ] || ! "$py" -c 'import cfnlint.decode' 2>/dev/null; then
+    echo "cannot find cfn-lint's Python (cfnlint.decode); is cfn-lint a pip install?" >&2
+    return 1
+  fi
+  echo "$py"
+}
 # checkov: JSON out, judged here. An empty result (a template checkov could not parse) is
 # a failure too, as is a skip without a comment.
-checkov_json() {
-  checkov --file "$template" --framework cloudformation --compact --skip-download \
+checkov_json() { # [template]
+  checkov --file "${1:-$template}" --framework cloudformation --compact --skip-download \
     --output json >"$tmp/checkov.json" 2>"$tmp/checkov.err" || true
   python3 - "$tmp/checkov.json" "$tmp/checkov.err" <<'PY'
 import json, sys
@@ -137,6 +150,32 @@ if problems:
 PY
 }
 check "checkov" checkov_json || true
+
+# The template with every optional part on, as JSON (cfn-lint's YAML loader reads the short
+# forms), for checkov: the defaults of the parameters that switch them are flipped.
+options_on() {
+  local py
+  py=$(cfn_lint_python) || return 1
+  "$py" - "$template" "$tmp/options-on.json" <<'PY'
+import json, sys
+from cfnlint.decode import cfn_yaml
+
+template = cfn_yaml.load(sys.argv[1])
+on = {
+    "PageHosting": "true",
+    "PageDomainName": "fleet.example.com",
+    "PageCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000",
+    "BrowserAccess": "true",
+    "AlarmEmail": "ops@example.com",
+}
+for name, value in on.items():
+    template["Parameters"][name]["Default"] = value
+with open(sys.argv[2], "w", encoding="utf-8") as f:
+    json.dump(template, f, indent=1)
+PY
+  checkov_json "$tmp/options-on.json"
+}
+check "checkov (every optional part on)" options_on || true
 
 # Each function's role against lambdas/iam.json: every listed action granted, and no other
 # DynamoDB, S3 or IoT action than those and the stream reads Lambda's event source mapping
@@ -197,17 +236,6 @@ PY
 }
 check "IAM actions (lambdas/iam.json)" iam_actions || true
 
-# cfn-lint's own interpreter has its YAML loader (cfnlint.decode), which reads the short
-# forms (!Sub, !Ref...) as the intrinsic functions they are.
-cfn_lint_python() {
-  local py
-  py=$(head -n 1 "$(readlink -f "$(command -v cfn-lint)")" | sed -n 's/^#!//p')
-  if [ -z "$py" ] || ! "$py" -c 'import cfnlint.decode' 2>/dev/null; then
-    echo "cannot find cfn-lint's Python (cfnlint.decode); is cfn-lint a pip install?" >&2
-    return 1
-  fi
-  echo "$py"
-}
 access() {
   local py
   py=$(cfn_lint_python) || return 1

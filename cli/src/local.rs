@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use fleet_core::{BuildingId, DeviceId, Namespace};
-use fleet_local::{CertDir, Keys, LocalConfig, LocalStack, Subject};
+use fleet_local::{CertDir, Keys, LocalConfig, LocalStack, PageConfig, Subject};
 
 use crate::logging::{self, LogFormat, LogLevel};
 
@@ -329,6 +329,13 @@ fn print_banner(stack: &LocalStack) {
     }
     if let Some(a) = stack.http_addr() {
         println!("  Web app    http://{a}/   (metrics http://{a}/metrics)");
+        if let PageConfig::File(file) = stack.page_config() {
+            println!(
+                "             config.json: {} as it is (mode {}; pages get no credential from this stack)",
+                file.path.display(),
+                file.mode
+            );
+        }
         if !a.ip().is_loopback() {
             println!(
                 "             from other machines: http://HOST:{}/?key={}",

@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - `args`: flags shared by subcommands (the original device's parameters).
-//! - `aws`: device identities on AWS IoT Core (`fleet aws provision`/`deprovision`).
+//! - `aws`: device identities on AWS IoT Core (`fleet aws provision`/`deprovision`), and
+//!   the web app on a stack's page hosting (`fleet aws publish-page`).
 //! - `certs`: the per-device certificate directory `aws` writes and `sim` reads.
 //! - `demo`: the whole monitoring → remediation loop in one process, on a simulated clock.
 //! - `local`: the local stack (`fleet-local`) and its device certificates.
@@ -69,6 +70,7 @@ enum Command {
     Bench(Box<bench::BenchArgs>),
     /// Devices on AWS IoT Core: `provision` creates things with their own certificates
     /// and writes the files `fleet sim --cert-dir` loads; `deprovision` removes them.
+    /// `publish-page` uploads the web app to a stack's page hosting.
     Aws(aws::AwsArgs),
 }
 

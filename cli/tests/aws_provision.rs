@@ -3,18 +3,17 @@
 //! the files on disk, re-runs, a thing that was there before, an interrupted run and a
 //! half-provisioned manifest.
 //!
-//! Each test starts moto itself on a free port and stops it when done. moto comes from
-//! `scripts/setup.sh aws` (`$HOME/.cache/fleet/venv/bin/moto_server`) or PATH; without it
-//! the test fails, saying so.
+//! Each test starts moto itself on a free port and stops it when done (`support::moto`).
 
 #![allow(clippy::unwrap_used)] // Tests unwrap freely; a panic is a failure.
 
 mod support;
 
+use support::moto::{Moto, REGION, fleet_aws, start_moto};
+
 use std::collections::BTreeSet;
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region};
@@ -24,64 +23,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
 
-const REGION: &str = "us-east-1";
 const POLICY: &str = "fleet-DevicePolicy";
-
-/// A moto server, killed when dropped.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto_binary() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let venv = home.map(|h| h.join(".cache/fleet/venv/bin/moto_server"));
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("moto_server"));
-    venv.into_iter().chain(on_path).find(|p| p.is_file())
-}
-
-fn start_moto() -> Moto {
-    let Some(bin) = moto_binary() else {
-        panic!(
-            "moto_server not found on PATH or at ~/.cache/fleet/venv/bin/moto_server: \
-             install it with `scripts/setup.sh aws` (pip: 'moto[server]>=5,<6')"
-        );
-    };
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("could not start {}: {e}", bin.display()));
-    let moto = Moto {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "moto_server did not listen on {port} within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    moto
-}
 
 /// The test's own view of moto's IoT, through the real SDK.
 struct Iot {
@@ -184,33 +126,6 @@ impl Iot {
             .unwrap();
         out.thing_arn().unwrap().to_owned()
     }
-}
-
-/// `fleet aws …` against moto, with test credentials and nothing from the user's AWS setup.
-fn fleet_aws(moto: &Moto, args: &[&str]) -> Command {
-    let mut c = support::fleet();
-    for var in [
-        "AWS_PROFILE",
-        "AWS_DEFAULT_REGION",
-        "AWS_SESSION_TOKEN",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_IOT",
-    ] {
-        c.env_remove(var);
-    }
-    c.env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", REGION)
-        .env("AWS_CONFIG_FILE", "/nonexistent/fleet-test/config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/fleet-test/credentials",
-        )
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .arg("aws")
-        .args(args)
-        .args(["--endpoint-url", &moto.url]);
-    c
 }
 
 fn run(mut c: Command) -> Output {

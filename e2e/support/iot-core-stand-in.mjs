@@ -5,6 +5,11 @@
 // CONNECT (client id, user name) and its subscriptions, and every PUBLISH. `command()`
 // sends a message to the connections subscribed to a topic, as the remediation Lambda's
 // publish would arrive.
+//
+// Like IoT Core, it refuses a URL whose X-Amz-Date is more than 5 minutes from its own
+// clock (this process's, which is not the page's when a test moves the page's clock): the
+// upgrade fails, so the page sees its socket close before it opens, with no status, as a
+// browser shows IoT Core's HTTP 403. Those URLs are in `refused`.
 
 /** MQTT's remaining length: [value, bytes used], or null if incomplete. */
 function remainingLength(buf, at) {
@@ -50,16 +55,35 @@ export function matches(filter, topic) {
   return f.length === t.length;
 }
 
+/** SigV4's limit: a signature more than 5 minutes from the server's time is refused. */
+export const MAX_SKEW_MS = 5 * 60 * 1000;
+
+/** X-Amz-Date (`20130524T000000Z`) of a presigned URL, as ms since the epoch; NaN if none. */
+export function amzDateOf(url) {
+  const d = new URL(url.replace(/^wss?:/, 'https:')).searchParams.get('X-Amz-Date') ?? '';
+  const m = d.match(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/);
+  return m ? Date.UTC(m[1], m[2] - 1, m[3], m[4], m[5], m[6]) : NaN;
+}
+
 /**
  * Routes the page's WebSockets whose URL matches `url` (a RegExp) to the stand-in. Returns
- * `{ connections, publishes, command(topic, payload) }`; each connection is
- * `{ url, clientId, username, filters }`, each publish `{ clientId, topic, payload }`.
+ * `{ connections, refused, publishes, command(topic, payload) }`; each connection is
+ * `{ url, at, clientId, username, filters }` (`at`: this process's time when it came), each
+ * refused URL `{ url, at }`, each publish `{ clientId, topic, payload }`.
  */
 export async function standInIotCore(page, url) {
   const connections = [];
+  const refused = [];
   const publishes = [];
   await page.routeWebSocket(url, (ws) => {
-    const conn = { url: ws.url(), clientId: null, username: null, filters: [], ws };
+    const at = Date.now();
+    if (!(Math.abs(amzDateOf(ws.url()) - at) <= MAX_SKEW_MS)) {
+      refused.push({ url: ws.url(), at });
+      // Closed before it opened: what a refused upgrade looks like to the page.
+      ws.close({ code: 1006 }).catch(() => {});
+      return;
+    }
+    const conn = { url: ws.url(), at, clientId: null, username: null, filters: [], ws };
     connections.push(conn);
     let buf = Buffer.alloc(0);
     const send = (bytes) => ws.send(Buffer.from(bytes));
@@ -106,6 +130,7 @@ export async function standInIotCore(page, url) {
   });
   return {
     connections,
+    refused,
     publishes,
     /** Publishes `payload` (QoS 0) to every connection subscribed to `topic`. */
     command(topic, payload) {

@@ -19,10 +19,11 @@ const TYPES = {
 
 /**
  * Serves the files of `root` at `http://127.0.0.1:PORT{prefix}`; `{prefix}` itself serves
- * index.html and anything outside the prefix is a 404. Returns `{ origin, url, requests, close }`;
+ * index.html and anything outside the prefix is a 404. `headers` are added to every response
+ * (as a CDN's response headers policy adds them). Returns `{ origin, url, requests, close }`;
  * `requests` lists every `{ method, path, status }` served, for diagnostics.
  */
-export async function serveStatic(root, { prefix = '/' } = {}) {
+export async function serveStatic(root, { prefix = '/', headers: extra = {} } = {}) {
   if (!prefix.startsWith('/') || !prefix.endsWith('/')) {
     throw new Error(`prefix must start and end with "/": ${prefix}`);
   }
@@ -31,7 +32,7 @@ export async function serveStatic(root, { prefix = '/' } = {}) {
   const server = createServer(async (req, res) => {
     const send = (status, body, headers = {}) => {
       requests.push({ method: req.method, path: req.url, status });
-      res.writeHead(status, { 'cache-control': 'no-store', ...headers });
+      res.writeHead(status, { 'cache-control': 'no-store', ...extra, ...headers });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
     try {

@@ -1,5 +1,5 @@
-//! The stack's HTTP side: the web app, its `/config.json`, `/healthz`, `/metrics`, and a
-//! small read-only `/api/stats`.
+//! The stack's HTTP side: the web app (`web_app`: compressed and cached), its `/config.json`
+//! (`page_config`), `/healthz`, `/metrics`, and a small read-only `/api/stats`.
 //!
 //! # Who may ask (ARCHITECTURE §4.8)
 //! `/config.json` hands each page a credential for its own namespace of devices. It has no
@@ -12,7 +12,7 @@
 //!   once, `/?key=…` as the banner prints it, which becomes a `SameSite=Strict` cookie.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -25,12 +25,13 @@ use axum::routing::get;
 use fleet_broker::Publisher;
 use fleet_core::topic::{ALARMS_TOPIC, COMMAND_FILTER, TELEMETRY_FILTER};
 use serde_json::json;
-use tower_http::services::{ServeDir, ServeFile};
 use tracing::warn;
 
 use crate::auth::{Keys, Subject};
 use crate::metrics::Metrics;
+use crate::page_config::{PageConfig, ServedFile};
 use crate::store::SqliteStore;
+use crate::web_app;
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
@@ -46,6 +47,8 @@ pub(crate) struct AppState {
     pub(crate) band: (f64, f64),
     /// Issues the pages' credentials.
     pub(crate) keys: Arc<Keys>,
+    /// What `/config.json` answers.
+    pub(crate) page_config: Arc<PageConfig>,
 }
 
 /// Who may send requests at all (see the module doc).
@@ -81,21 +84,18 @@ impl Access {
     }
 }
 
-/// The router: API routes, then the web app from `dist` (with `index.html` for every other
-/// path, as a single-page app needs), or a page explaining how to build it; every request
-/// passes the [`Access`] guard first.
-pub(crate) fn router(state: AppState, access: Access, dist: Option<PathBuf>) -> Router {
+/// The router: API routes, then the web app from `dist` (`web_app`: with `index.html` for
+/// client-side routes, as a single-page app needs), or a page explaining how to build it;
+/// every request passes the [`Access`] guard first.
+pub(crate) fn router(state: AppState, access: Access, dist: Option<&Path>) -> Router {
     let api = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/config.json", get(config))
         .route("/api/stats", get(stats))
         .with_state(state);
-    let app = match dist.filter(|d| d.join("index.html").is_file()) {
-        Some(dist) => {
-            let index = ServeFile::new(dist.join("index.html"));
-            api.fallback_service(ServeDir::new(dist).fallback(index))
-        }
+    let app = match dist {
+        Some(dist) => api.fallback_service(web_app::service(dist)),
         None => api.fallback(no_app),
     };
     app.layer(middleware::from_fn_with_state(Arc::new(access), guard))
@@ -226,8 +226,13 @@ async fn metrics(State(s): State<AppState>) -> Response {
 /// Tells the web app to use this stack's WebSocket broker, with a credential for a fresh
 /// namespace of devices (`page:w…`, ARCHITECTURE §4.8: the page then speaks only for the
 /// devices `w…-…`). The host is the one the browser used to reach this page, so the same
-/// answer works on loopback and, with `--allow-remote`, from another machine.
+/// answer works on loopback and, with `--allow-remote`, from another machine. The answer is
+/// never stored (`no-store`): it holds a credential, and every page gets its own. A user's
+/// `dist/config.json` replaces all of it ([`PageConfig`]).
 async fn config(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if let PageConfig::File(file) = s.page_config.as_ref() {
+        return served_config(file, &headers);
+    }
     let Some(ws) = s.ws else {
         return (StatusCode::NOT_FOUND, "the WebSocket listener is disabled").into_response();
     };
@@ -256,7 +261,42 @@ async fn config(State(s): State<AppState>, headers: HeaderMap) -> Response {
         },
         "band": { "min": s.band.0, "max": s.band.1 },
     });
-    ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+    (
+        [(header::CACHE_CONTROL, "no-cache, no-store")],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+/// A user's `config.json`, as it is: revalidated before each use (`no-cache`), `304` when the
+/// page already holds these bytes.
+fn served_config(file: &ServedFile, headers: &HeaderMap) -> Response {
+    let etag = HeaderValue::from_str(&file.etag).ok();
+    let unchanged = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == "*" || tag == file.etag);
+    let mut response = if unchanged {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            file.body.clone(),
+        )
+            .into_response()
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(web_app::NO_CACHE),
+    );
+    if let Some(etag) = etag {
+        headers.insert(header::ETAG, etag);
+    }
+    response
 }
 
 async fn stats(State(s): State<AppState>) -> Response {

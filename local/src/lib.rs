@@ -13,7 +13,9 @@
 //! - [`auth`]: the credentials the stack issues ([`Keys`]) and who a client is
 //!   ([`LocalAuthenticator`]); the rules are `fleet_core::access`.
 //! - [`certs`]: the local CA and certificates for mutual TLS.
-//! - [`metrics`]: Prometheus counters; `http`: the HTTP routes; [`emf`]: the EMF log files.
+//! - [`metrics`]: Prometheus counters; [`emf`]: the EMF log files.
+//! - `http`: the HTTP routes and who may use them; [`web_app`]: the built app, compressed
+//!   and cached; [`page_config`]: what `/config.json` tells a page.
 //!
 //! # Key decision
 //! A reading is acknowledged to its device only after the batch holding it is committed
@@ -30,13 +32,16 @@ pub mod emf;
 mod http;
 mod ingest;
 pub mod metrics;
+pub mod page_config;
 pub mod stack;
 pub mod store;
+pub mod web_app;
 
 pub use archive::FileArchive;
 pub use auth::{Keys, LocalAuthenticator, Subject};
 pub use certs::CertDir;
 pub use ingest::Retention;
+pub use page_config::{PageConfig, PageConfigError};
 pub use stack::{LocalConfig, LocalStack, StartError};
 pub use store::{LocalStore, SqliteStore};
 

@@ -21,6 +21,7 @@ use crate::emf::EmfLog;
 use crate::http::{self, AppState};
 use crate::ingest::{IngestThread, Retention};
 use crate::metrics::Metrics;
+use crate::page_config::{PageConfig, PageConfigError};
 use crate::store::{Checkpointer, LocalStore, OpenError, SqliteStore};
 
 /// Settings of `fleet local`.
@@ -134,6 +135,9 @@ pub enum StartError {
     /// The remediation settings are invalid.
     #[error("remediation settings: {0}")]
     Policy(#[from] fleet_core::policy::PolicyConfigError),
+    /// The web app's `config.json` cannot be served.
+    #[error("web app config.json: {0}")]
+    PageConfig(#[from] PageConfigError),
 }
 
 /// Checkpoints the WAL every 200 ms until told to stop, then once more.
@@ -195,6 +199,7 @@ pub struct LocalStack {
     /// Closed when the ingest thread ends.
     running: tokio::sync::watch::Receiver<()>,
     data_dir: PathBuf,
+    page_config: Arc<PageConfig>,
     /// Held for the stack's lifetime: the lock on the data directory.
     _lock: File,
 }
@@ -203,6 +208,33 @@ impl LocalStack {
     /// Opens the data, binds every listener, and starts serving. Fails fast, with the
     /// reason in plain words, if anything is in the way.
     pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
+        // The app is served when it is built; its config.json is checked before anything
+        // else, so a file that cannot be served fails the start at once.
+        let dist = config.dist.filter(|d| d.join("index.html").is_file());
+        let page_config = Arc::new(match &dist {
+            Some(dist) => PageConfig::load(dist)?,
+            None => PageConfig::Issued,
+        });
+        match page_config.as_ref() {
+            PageConfig::File(file) => info!(
+                file = %file.path.display(),
+                mode = %file.mode,
+                "serving this file as the pages' config.json, instead of a namespace and \
+                 credential for each page: pages get none from this stack"
+            ),
+            PageConfig::Issued => {
+                if let Some(default) = dist
+                    .as_ref()
+                    .map(|d| d.join("config.json"))
+                    .filter(|f| f.is_file())
+                {
+                    info!(
+                        file = %default.display(),
+                        "the build's default config.json is replaced by this stack's own"
+                    );
+                }
+            }
+        }
         let data = &config.data_dir;
         let data_err = |source| StartError::DataDir {
             path: data.clone(),
@@ -315,9 +347,10 @@ impl LocalStack {
                     pipeline_alive: alive,
                     band,
                     keys: keys.clone(),
+                    page_config: page_config.clone(),
                 };
                 let access = http::Access::new(keys.clone(), metrics.clone(), &origins);
-                let app = http::router(state, access, config.dist.clone());
+                let app = http::router(state, access, dist.as_deref());
                 let (stop_tx, stop_rx) = oneshot::channel::<()>();
                 let task = tokio::spawn(async move {
                     let app = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -342,6 +375,7 @@ impl LocalStack {
             checkpoints: Some((checkpoints, checkpoints_stop)),
             running,
             data_dir: data.clone(),
+            page_config,
             _lock: lock,
         })
     }
@@ -381,6 +415,11 @@ impl LocalStack {
     /// The stack's credentials.
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// What `/config.json` answers pages.
+    pub fn page_config(&self) -> &PageConfig {
+        &self.page_config
     }
 
     /// The broker's counters.

@@ -428,7 +428,7 @@ async fn resolve_target(
         (Mode::Auto, _) => Ok((Target::InPage, None)),
         #[cfg(feature = "aws")]
         (Mode::Aws, Ok(_)) => Err("AWS mode needs the IoT Core endpoint: enter it, or serve \
-             the template's WebAppConfig output as config.json"
+             the template's WebConfig output as config.json"
             .to_owned()),
         (_, Ok(_)) => Err(
             "this host serves no config.json of `fleet local`; give the broker \

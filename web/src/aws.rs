@@ -1,18 +1,32 @@
 //! The AWS mode's credentials: a Cognito Identity Pool's unauthenticated identity (the
 //! page calls Cognito's `GetId` and `GetCredentialsForIdentity` itself: unsigned JSON
 //! requests) or temporary credentials pasted by the user, and the presigned IoT Core URL
-//! each connection takes (`fleet-sigv4`).
+//! each connection takes (`fleet-sigv4`, [`Presigner`]).
 //!
 //! Secrets stay in memory: never in `localStorage`, never in the shareable URL, never in
 //! an error message. Only the identity id (not a secret) is remembered, so a reload keeps
 //! the same Cognito identity.
+//!
+//! # The signing clock
+//! IoT Core refuses a signature more than 5 minutes off AWS's time, and the browser's
+//! WebSocket shows that refusal as a bare failure. A guest's page therefore signs with
+//! AWS's time: every Cognito answer carries a `Date` header, which Cognito exposes to pages
+//! (`Access-Control-Expose-Headers: …,Date`, as AWS's JSON services do for the AWS SDK's
+//! clock-skew correction); if a browser hides it, the credentials' `Expiration` less their
+//! one-hour lifetime is AWS's time of issue. Pasted credentials call nothing before they
+//! connect, so they sign with this computer's clock; when IoT Core refuses such a URL, the
+//! page asks Cognito's regional endpoint for the time (an unsigned request that needs no
+//! pool; at most once a minute) and, if the clock is more than 5 minutes off, the next
+//! refusal says by how much ([`Presigner`]'s `refused`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use fleet_sigv4::clock::{MAX_SKEW_MS, ServerClock, offset_minutes};
 use fleet_sigv4::{Credentials, presign_iot_websocket};
 
 use crate::json::Json;
+use crate::transport::mqtt::ConnectUrl;
 
 /// Refresh Cognito credentials this long before they expire.
 pub const REFRESH_BEFORE_MS: u64 = 5 * 60 * 1000;
@@ -22,6 +36,10 @@ pub const URL_EXPIRES_S: u32 = 3600;
 
 /// IoT Core closes a WebSocket after 24 h; reconnect a little before, with a new URL.
 pub const MAX_CONNECTION_MS: u64 = 23 * 3600 * 1000 + 30 * 60 * 1000;
+
+/// How long the credentials of `GetCredentialsForIdentity` last: one hour, fixed (the
+/// enhanced flow takes no duration). Their `Expiration` less this is AWS's time of issue.
+pub const COGNITO_CREDENTIALS_LIFETIME_MS: u64 = 3600 * 1000;
 
 /// Temporary credentials and when they stop working.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,23 +61,153 @@ impl Session {
 /// The credentials a running fleet signs with, shared by the URL source and the refresher.
 pub type SharedSession = Rc<RefCell<Option<Session>>>;
 
-/// A URL source for the MQTT transport: a URL presigned at each connect with the current
-/// credentials, or an error in plain words while there are none.
-pub fn url_source(
+/// What the page knows of AWS's time, kept for the page's life: the clock every Cognito
+/// answer sets, and whether IoT Core refused a URL since AWS was last asked.
+#[derive(Debug, Default)]
+pub struct AwsTime {
+    clock: Cell<ServerClock>,
+    wanted: Cell<bool>,
+    last_asked_ms: Cell<Option<u64>>,
+}
+
+/// [`AwsTime`], shared by the Cognito calls, the URL source and the AWS mode.
+pub type SharedTime = Rc<AwsTime>;
+
+impl AwsTime {
+    /// AWS's time when this computer's clock says `local_ms` (this computer's time while
+    /// AWS has not been asked).
+    pub fn now(&self, local_ms: u64) -> u64 {
+        self.clock.get().now(local_ms)
+    }
+
+    /// AWS's time minus this computer's, ms, if known.
+    pub fn offset_ms(&self) -> Option<i64> {
+        self.clock.get().offset_ms()
+    }
+
+    /// Records AWS's time `server_ms` at this computer's `local_ms`.
+    pub fn observe(&self, server_ms: u64, local_ms: u64) {
+        let mut c = self.clock.get();
+        c.observe(server_ms, local_ms);
+        self.clock.set(c);
+    }
+
+    /// Records an AWS answer's `Date` header, parsed to `date_ms`, received at `local_ms`.
+    pub fn observe_date(&self, date_ms: u64, local_ms: u64) {
+        let mut c = self.clock.get();
+        c.observe_date(date_ms, local_ms);
+        self.clock.set(c);
+    }
+
+    /// Whether to ask AWS for the time at `local_ms`: after a refusal, at most once every
+    /// `every_ms`. Answering yes takes the request.
+    pub fn ask_now(&self, local_ms: u64, every_ms: u64) -> bool {
+        let due = self.wanted.get()
+            && self
+                .last_asked_ms
+                .get()
+                .is_none_or(|at| local_ms.abs_diff(at) >= every_ms);
+        if due {
+            self.wanted.set(false);
+            self.last_asked_ms.set(Some(local_ms));
+        }
+        due
+    }
+
+    /// Forgets a pending request (a new fleet starts).
+    pub fn reset(&self) {
+        self.wanted.set(false);
+        self.last_asked_ms.set(None);
+    }
+}
+
+/// Which clock a fleet's URLs are signed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningClock {
+    /// AWS's time ([`AwsTime`]): a Cognito guest, whose page has asked AWS already.
+    Aws,
+    /// This computer's: pasted credentials.
+    Local,
+}
+
+/// The MQTT transport's URL source in AWS mode: a URL presigned at each connect with the
+/// current credentials, or an error in plain words while there are none; and when IoT Core
+/// refuses one, whether its time was why.
+pub struct Presigner {
     session: SharedSession,
+    time: SharedTime,
+    signing: SigningClock,
     region: String,
     endpoint: String,
-) -> impl FnMut(u64) -> Result<String, String> {
-    move |now_ms| {
-        let guard = session.borrow();
+}
+
+impl Presigner {
+    /// Signs connections to `endpoint` in `region` with `session`'s credentials at the time
+    /// `signing` says. A refusal asks `time` for AWS's time again.
+    pub fn new(
+        session: SharedSession,
+        time: SharedTime,
+        signing: SigningClock,
+        region: String,
+        endpoint: String,
+    ) -> Presigner {
+        Presigner {
+            session,
+            time,
+            signing,
+            region,
+            endpoint,
+        }
+    }
+}
+
+impl ConnectUrl for Presigner {
+    fn url(&mut self, now_ms: u64) -> Result<String, String> {
+        let aws_now = self.time.now(now_ms);
+        let guard = self.session.borrow();
         let Some(s) = guard.as_ref() else {
             return Err("waiting for AWS credentials".to_owned());
         };
-        if s.expires_ms.is_some_and(|at| now_ms >= at) {
+        // `Expiration` is AWS's time.
+        if s.expires_ms.is_some_and(|at| aws_now >= at) {
             return Err("the AWS credentials expired; getting new ones".to_owned());
         }
-        presign_iot_websocket(&s.credentials, &region, &endpoint, now_ms, URL_EXPIRES_S)
-            .map_err(|e| format!("cannot sign the IoT Core URL: {e}"))
+        let at = match self.signing {
+            SigningClock::Aws => aws_now,
+            SigningClock::Local => now_ms,
+        };
+        let url = presign_iot_websocket(
+            &s.credentials,
+            &self.region,
+            &self.endpoint,
+            at,
+            URL_EXPIRES_S,
+        )
+        .map_err(|e| format!("cannot sign the IoT Core URL: {e}"))?;
+        Ok(url)
+    }
+
+    /// Pasted keys sign with this computer's clock: when AWS's time is known (a probe
+    /// after the first refusal) and more than 5 minutes away, that is why. A guest signs with
+    /// AWS's time, so its refusals have other causes, or a clock that moved since AWS was
+    /// last asked, which the renewal this refusal asks for corrects.
+    fn refused(&mut self, _now_ms: u64, socket_said: String) -> String {
+        self.time.wanted.set(true);
+        match self.time.offset_ms() {
+            Some(skew)
+                if self.signing == SigningClock::Local && skew.unsigned_abs() > MAX_SKEW_MS =>
+            {
+                let (minutes, way) = offset_minutes(skew);
+                format!(
+                    "IoT Core at {} refused the connection: this computer's clock is {minutes} \
+                     minutes {way} by AWS's time, and IoT Core refuses a signature more than 5 \
+                     minutes off. Pasted credentials are signed with it: set it right, or use \
+                     an identity pool (the page then signs with AWS's time)",
+                    self.endpoint
+                )
+            }
+            _ => socket_said,
+        }
     }
 }
 
@@ -224,29 +372,114 @@ mod tests {
         ));
     }
 
+    const ENDPOINT: &str = "abc-ats.iot.eu-west-1.amazonaws.com";
+    /// 2025-11-27T08:00:00Z.
+    const NOW: u64 = 1_764_230_400_000;
+    const MINUTE: u64 = 60_000;
+
+    fn presigner(signing: SigningClock) -> (Presigner, SharedSession, SharedTime) {
+        let (session, time): (SharedSession, SharedTime) = Default::default();
+        let p = Presigner::new(
+            Rc::clone(&session),
+            Rc::clone(&time),
+            signing,
+            "eu-west-1".into(),
+            ENDPOINT.into(),
+        );
+        (p, session, time)
+    }
+
+    fn amz_date(url: &str) -> &str {
+        url.split("X-Amz-Date=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+    }
+
     #[test]
     fn the_url_source_signs_with_the_current_credentials_and_says_why_it_cannot() {
-        let shared: SharedSession = Rc::default();
-        let mut source = url_source(
-            Rc::clone(&shared),
-            "eu-west-1".into(),
-            "abc-ats.iot.eu-west-1.amazonaws.com".into(),
-        );
-        assert_eq!(source(0).unwrap_err(), "waiting for AWS credentials");
+        let (mut source, shared, _) = presigner(SigningClock::Aws);
+        assert_eq!(source.url(0).unwrap_err(), "waiting for AWS credentials");
         *shared.borrow_mut() = Some(Session {
             expires_ms: Some(2_000_000_000_000),
             ..pasted_credentials("ASIAEXAMPLEEXAMPLE12", "secret", "token").unwrap()
         });
-        let url = source(1_764_230_400_000).unwrap();
+        let url = source.url(NOW).unwrap();
         assert!(url.starts_with("wss://abc-ats.iot.eu-west-1.amazonaws.com/mqtt?X-Amz-Algorithm="));
         assert!(url.ends_with("&X-Amz-Security-Token=token"));
         assert_ne!(
-            source(1_764_230_460_000).unwrap(),
+            source.url(NOW + MINUTE).unwrap(),
             url,
             "re-signed at each connect"
         );
-        let err = source(2_000_000_000_000).unwrap_err();
+        let err = source.url(2_000_000_000_000).unwrap_err();
         assert!(err.contains("expired") && !err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn a_guest_signs_with_aws_time_and_judges_expiry_by_it() {
+        let (mut source, shared, time) = presigner(SigningClock::Aws);
+        // Cognito said 08:00:00 when this computer said 06:00:00: 2 hours slow.
+        time.observe_date(NOW, NOW - 120 * MINUTE);
+        *shared.borrow_mut() = Some(Session {
+            expires_ms: Some(NOW + 60 * MINUTE),
+            ..pasted_credentials("ASIAEXAMPLEEXAMPLE12", "secret", "token").unwrap()
+        });
+        let url = source.url(NOW - 120 * MINUTE + 1_000).unwrap();
+        assert_eq!(amz_date(&url), "20251127T080001Z");
+        // 61 minutes later by this computer's clock is past the expiry by AWS's.
+        let err = source.url(NOW - 59 * MINUTE).unwrap_err();
+        assert!(err.contains("expired"), "{err}");
+        // A computer 2 hours fast does not take fresh credentials for expired ones.
+        time.observe(NOW, NOW + 120 * MINUTE);
+        assert!(source.url(NOW + 121 * MINUTE).is_ok());
+    }
+
+    #[test]
+    fn a_refusal_of_a_url_signed_with_a_clock_off_by_more_than_5_minutes_names_the_skew() {
+        let said =
+            || "the broker at wss://…/mqtt is unreachable or refused the connection".to_owned();
+        let (mut source, shared, time) = presigner(SigningClock::Local);
+        *shared.borrow_mut() = Some(pasted_credentials("AKIAIOSFODNN7EXAMPLE", "s", "").unwrap());
+        // Pasted keys sign with this computer's clock, 20 minutes fast.
+        let url = source.url(NOW + 20 * MINUTE).unwrap();
+        assert_eq!(amz_date(&url), "20251127T082000Z");
+        // Before AWS's time is known: the socket's words.
+        assert_eq!(source.refused(0, said()), said());
+        assert!(time.ask_now(0, 60_000), "the refusal asks for AWS's time");
+        assert!(!time.ask_now(1, 60_000), "once");
+        // AWS said 08:00:30 when this computer said 08:20:30.
+        time.observe(NOW + 30_000, NOW + 20 * MINUTE + 30_000);
+        let named = source.refused(0, said());
+        assert!(
+            named.starts_with(&format!(
+                "IoT Core at {ENDPOINT} refused the connection: this computer's clock is 20 minutes fast by AWS's time"
+            )),
+            "{named}"
+        );
+        // Pasted keys keep signing with this computer's clock.
+        assert_eq!(
+            amz_date(&source.url(NOW + 21 * MINUTE).unwrap()),
+            "20251127T082100Z"
+        );
+        // 4 minutes off is within what IoT Core accepts: not the cause.
+        time.observe(NOW, NOW + 4 * MINUTE);
+        source.url(NOW + 4 * MINUTE).unwrap();
+        assert_eq!(source.refused(0, said()), said());
+
+        // A guest signs with AWS's time: its refusals are not the clock's.
+        let (mut guest, shared, time) = presigner(SigningClock::Aws);
+        *shared.borrow_mut() = Some(pasted_credentials("ASIAEXAMPLEEXAMPLE12", "s", "t").unwrap());
+        time.observe(NOW, NOW - 30 * MINUTE);
+        assert_eq!(
+            amz_date(&guest.url(NOW - 30 * MINUTE).unwrap()),
+            "20251127T080000Z"
+        );
+        assert_eq!(guest.refused(0, said()), said());
+        // It asks for AWS's time again: the computer's clock may have moved since.
+        assert!(time.ask_now(0, 60_000));
     }
 
     #[test]

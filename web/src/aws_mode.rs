@@ -1,6 +1,7 @@
 //! The AWS mode's page glue: the credentials a running fleet signs with (pasted, or from
-//! a Cognito Identity Pool, renewed before they expire), the presigned-URL source for the
-//! MQTT transport, and the controls. Behind the `aws` feature, on by default: with
+//! a Cognito Identity Pool, renewed before they expire), AWS's time read from Cognito's
+//! answers (`aws.rs`, "The signing clock"), the presigned-URL source for the MQTT
+//! transport, and the controls. Behind the `aws` feature, on by default: with
 //! `--no-default-features` the page builds without SigV4 and Cognito (a smaller download)
 //! and says so when AWS mode is chosen.
 
@@ -62,6 +63,9 @@ mod with_aws {
         }
     }
 
+    /// Ask AWS for the time again after a refusal at most this often.
+    const TIME_PROBE_EVERY_MS: u64 = 60_000;
+
     /// The AWS mode's state in the page. `Copy`: it is handles into the reactive arena.
     #[derive(Clone, Copy)]
     pub struct AwsMode {
@@ -74,6 +78,19 @@ mod with_aws {
         last_check: StoredValue<u64>,
         settings: RwSignal<Settings>,
         errors: RwSignal<Vec<String>>,
+    }
+
+    fn now_ms() -> u64 {
+        js_sys::Date::now() as u64
+    }
+
+    /// AWS's time as this page knows it: one clock per page, kept across fleets (a guest's
+    /// signatures and every skew message read it; every Cognito answer sets it).
+    fn aws_time() -> aws::SharedTime {
+        thread_local! {
+            static TIME: aws::SharedTime = Rc::default();
+        }
+        TIME.with(Rc::clone)
     }
 
     impl AwsMode {
@@ -105,7 +122,8 @@ mod with_aws {
                 );
             };
             let endpoint = aws::cognito_endpoint(&s.region, s.cognito.as_deref());
-            let (identity_id, session) = cognito_guest(&endpoint, &pool)
+            let time = aws_time();
+            let (identity_id, session) = cognito_guest(&time, &endpoint, &pool)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(SignIn::Guest {
@@ -114,8 +132,9 @@ mod with_aws {
             })
         }
 
-        /// Signs a fleet's connections to `endpoint` with `sign_in`: sets the 24 h renewal
-        /// on `mqtt`, keeps a guest's credentials renewed, and returns the URL source.
+        /// Signs a fleet's connections to `endpoint` with `sign_in` (a guest with AWS's time,
+        /// pasted keys with this computer's): sets the 24 h renewal on `mqtt`, keeps a
+        /// guest's credentials renewed, and returns the URL source.
         pub fn start(
             &self,
             s: &Settings,
@@ -123,49 +142,59 @@ mod with_aws {
             sign_in: SignIn,
             mqtt: &mut MqttConfig,
         ) -> UrlSource {
-            let (session, guest) = match sign_in {
-                SignIn::Pasted(session) => (session, None),
+            let (session, guest, signing) = match sign_in {
+                SignIn::Pasted(session) => (session, None, aws::SigningClock::Local),
                 SignIn::Guest {
                     identity_id,
                     session,
-                } => (session, Some(identity_id)),
+                } => (session, Some(identity_id), aws::SigningClock::Aws),
             };
             let shared: aws::SharedSession = Rc::new(std::cell::RefCell::new(Some(session)));
             self.session.set_value(Some(Rc::clone(&shared)));
             self.guest.set_value(guest);
             self.last_check.set_value(0);
+            let time = aws_time();
+            time.reset();
             mqtt.max_connection_ms = Some(aws::MAX_CONNECTION_MS);
-            Box::new(aws::url_source(
+            Box::new(aws::Presigner::new(
                 shared,
+                time,
+                signing,
                 s.region.clone(),
                 endpoint.to_owned(),
             ))
         }
 
         /// Called every frame: every 10 s, renews a guest's Cognito credentials that are
-        /// about to expire, for the same identity (its fleet's ids are named after it).
-        /// Pasted credentials cannot be renewed; IoT Core refuses them once expired, which
-        /// the page then says.
+        /// about to expire (by AWS's time), for the same identity (its fleet's ids are named
+        /// after it). Pasted credentials cannot be renewed; IoT Core refuses them once
+        /// expired, which the page then says. After IoT Core refused a URL, asks AWS for the
+        /// time again (at most once a minute): a guest by renewing its credentials, pasted
+        /// keys by a time probe, so the next refusal can name a skewed clock.
         pub fn tick(&self, now: u64) {
-            if now < self.last_check.get_value() + 10_000 {
+            let time = aws_time();
+            let probe = !self.refreshing.get_value() && time.ask_now(now, TIME_PROBE_EVERY_MS);
+            let checked = self.last_check.get_value();
+            // (A clock set back counts as time passed.)
+            if !probe && (checked..checked + 10_000).contains(&now) {
                 return;
             }
             self.last_check.set_value(now);
-            let (Some(shared), Some(identity_id)) =
-                (self.session.get_value(), self.guest.get_value())
-            else {
+            let Some(shared) = self.session.get_value() else {
                 return;
             };
-            let due = shared
-                .borrow()
-                .as_ref()
-                .is_none_or(|c| c.needs_refresh(now));
+            let s = self.settings.get_untracked();
+            let endpoint = aws::cognito_endpoint(&s.region, s.cognito.as_deref());
+            let guest = self.guest.get_value();
+            let aws_now = time.now(now);
+            let due = probe
+                || guest.is_some()
+                    && shared
+                        .borrow()
+                        .as_ref()
+                        .is_none_or(|c| c.needs_refresh(aws_now));
             if due && !self.refreshing.get_value() {
-                let s = self.settings.get_untracked();
-                self.refresh(
-                    aws::cognito_endpoint(&s.region, s.cognito.as_deref()),
-                    identity_id,
-                );
+                self.refresh(endpoint, guest);
             }
         }
 
@@ -175,11 +204,19 @@ mod with_aws {
             self.guest.set_value(None);
         }
 
-        fn refresh(&self, endpoint: String, identity_id: String) {
+        /// Renews a guest's credentials (which also reads AWS's time), or for pasted keys
+        /// (`None`) only reads AWS's time: one task either way.
+        fn refresh(&self, endpoint: String, identity_id: Option<String>) {
             let this = *self;
             this.refreshing.set_value(true);
+            let time = aws_time();
             wasm_bindgen_futures::spawn_local(async move {
-                let result = guest_credentials(&endpoint, &identity_id).await;
+                let Some(identity_id) = identity_id else {
+                    time_probe(&time, &endpoint).await;
+                    this.refreshing.set_value(false);
+                    return;
+                };
+                let result = guest_credentials(&time, &endpoint, &identity_id).await;
                 this.refreshing.set_value(false);
                 let Some(shared) = this.session.get_value() else {
                     return; // stopped meanwhile
@@ -275,6 +312,11 @@ mod with_aws {
                     {secret("Access key id ", "aws-key", "text", 0)}
                     {secret("Secret access key ", "aws-secret", "password", 1)}
                     {secret("Session token ", "aws-token", "password", 2)}
+                    <span class="hint" data-testid="aws-clock-note">
+                        "Pasted credentials are signed with this computer's clock (IoT Core \
+                         refuses it more than 5 minutes off); a pool's guest signs with AWS's \
+                         time."
+                    </span>
                 </details>
             </div>
         }
@@ -285,40 +327,62 @@ mod with_aws {
     }
 
     /// Calls one of Cognito Identity's JSON actions (unsigned: the unauthenticated flow needs
-    /// no signature). Returns the status and body.
+    /// no signature). Returns the status, the body and whether the answer's `Date` was
+    /// readable, which sets `time` to AWS's (Cognito exposes the header to pages).
     async fn cognito_call(
+        time: &aws::SharedTime,
         endpoint: &str,
         action: &str,
         body: &str,
-    ) -> Result<(u16, String), aws::CognitoError> {
+    ) -> Result<(u16, String, bool), aws::CognitoError> {
         use wasm_bindgen_futures::JsFuture;
-        let unreachable = || aws::CognitoError::Unreachable(endpoint.to_owned());
-        let headers = web_sys::Headers::new().map_err(|_| unreachable())?;
-        headers
-            .append("Content-Type", "application/x-amz-json-1.1")
-            .map_err(|_| unreachable())?;
-        headers
-            .append(
-                "X-Amz-Target",
-                &format!("AWSCognitoIdentityService.{action}"),
-            )
-            .map_err(|_| unreachable())?;
-        let init = web_sys::RequestInit::new();
-        init.set_method("POST");
-        init.set_headers(&headers);
-        init.set_body(&wasm_bindgen::JsValue::from_str(body));
-        let request =
-            web_sys::Request::new_with_str_and_init(endpoint, &init).map_err(|_| unreachable())?;
-        let resp: web_sys::Response = JsFuture::from(window().fetch_with_request(&request))
+        let resp = post(endpoint, action, body)
             .await
-            .map_err(|_| unreachable())?
-            .dyn_into()
-            .map_err(|_| unreachable())?;
+            .map_err(|_| aws::CognitoError::Unreachable(endpoint.to_owned()))?;
+        // The headers arrived just now: the moment the server's time is compared with.
+        let received = now_ms();
+        // `Date.parse` reads the HTTP date form (it is `toUTCString()`'s): no parser in wasm.
+        let date = match resp.headers().get("date") {
+            Ok(Some(date)) => js_sys::Date::parse(&date),
+            _ => f64::NAN,
+        };
+        let dated = date >= 0.0;
+        if dated {
+            time.observe_date(date as u64, received);
+        }
         let text = match resp.text() {
             Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()),
             Err(_) => None,
         };
-        Ok((resp.status(), text.unwrap_or_default()))
+        Ok((resp.status(), text.unwrap_or_default(), dated))
+    }
+
+    /// POSTs `body` to Cognito Identity's JSON action `action`; errors are the browser's.
+    async fn post(
+        endpoint: &str,
+        action: &str,
+        body: &str,
+    ) -> Result<web_sys::Response, wasm_bindgen::JsValue> {
+        let headers = web_sys::Headers::new()?;
+        headers.append("Content-Type", "application/x-amz-json-1.1")?;
+        headers.append(
+            "X-Amz-Target",
+            &format!("AWSCognitoIdentityService.{action}"),
+        )?;
+        let init = web_sys::RequestInit::new();
+        init.set_method("POST");
+        init.set_headers(&headers);
+        init.set_body(&wasm_bindgen::JsValue::from_str(body));
+        let request = web_sys::Request::new_with_str_and_init(endpoint, &init)?;
+        wasm_bindgen_futures::JsFuture::from(window().fetch_with_request(&request))
+            .await?
+            .dyn_into()
+    }
+
+    /// Reads AWS's time from Cognito's regional endpoint without a pool: a `GetId` with no
+    /// pool id is refused (`ValidationException`), and the refusal carries the `Date`.
+    async fn time_probe(time: &aws::SharedTime, endpoint: &str) {
+        let _ = cognito_call(time, endpoint, "GetId", "{}").await;
     }
 
     /// `localStorage` key of the Cognito identity id of a pool (not a secret: it names an
@@ -331,6 +395,7 @@ mod with_aws {
     /// id is remembered), then `GetCredentialsForIdentity`. A remembered identity Cognito
     /// no longer knows (the pool was recreated) is replaced once.
     async fn cognito_guest(
+        time: &aws::SharedTime,
         endpoint: &str,
         pool: &str,
     ) -> Result<(String, aws::Session), aws::CognitoError> {
@@ -347,7 +412,7 @@ mod with_aws {
                         "{{\"IdentityPoolId\":{}}}",
                         serde_json::to_string(pool).unwrap_or_default()
                     );
-                    let (status, text) = cognito_call(endpoint, "GetId", &body).await?;
+                    let (status, text, _) = cognito_call(time, endpoint, "GetId", &body).await?;
                     let id = aws::parse_get_id(status, &text)?;
                     if let Some(s) = &store {
                         let _ = s.set_item(&identity_key(pool), &id);
@@ -355,7 +420,7 @@ mod with_aws {
                     id
                 }
             };
-            match guest_credentials(endpoint, &id).await {
+            match guest_credentials(time, endpoint, &id).await {
                 Err(aws::CognitoError::Refused { .. }) if from_cache => {
                     if let Some(s) = &store {
                         let _ = s.remove_item(&identity_key(pool));
@@ -367,8 +432,10 @@ mod with_aws {
         Err(aws::CognitoError::Unexpected("no identity".to_owned()))
     }
 
-    /// `GetCredentialsForIdentity` for `identity_id`.
+    /// `GetCredentialsForIdentity` for `identity_id`. An answer whose `Date` the browser
+    /// hid still tells AWS's time: the credentials expire an hour after they are issued.
     async fn guest_credentials(
+        time: &aws::SharedTime,
         endpoint: &str,
         identity_id: &str,
     ) -> Result<aws::Session, aws::CognitoError> {
@@ -376,8 +443,16 @@ mod with_aws {
             "{{\"IdentityId\":{}}}",
             serde_json::to_string(identity_id).unwrap_or_default()
         );
-        let (status, text) = cognito_call(endpoint, "GetCredentialsForIdentity", &body).await?;
-        aws::parse_credentials(status, &text)
+        let (status, text, dated) =
+            cognito_call(time, endpoint, "GetCredentialsForIdentity", &body).await?;
+        let session = aws::parse_credentials(status, &text)?;
+        if let (false, Some(expires)) = (dated, session.expires_ms) {
+            time.observe(
+                expires.saturating_sub(aws::COGNITO_CREDENTIALS_LIFETIME_MS),
+                now_ms(),
+            );
+        }
+        Ok(session)
     }
 }
 

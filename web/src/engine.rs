@@ -341,9 +341,14 @@ impl Engine {
         if self.rtts.is_empty() {
             return None;
         }
-        let mut sorted: Vec<u32> = self.rtts.iter().copied().collect();
+        // Sorted as `i32`, the type plotters sorts: one sort in the wasm, not two (3 KB).
+        let mut sorted: Vec<i32> = self
+            .rtts
+            .iter()
+            .map(|&ms| i32::try_from(ms).unwrap_or(i32::MAX))
+            .collect();
         sorted.sort_unstable();
-        let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+        let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize].unsigned_abs();
         Some((at(0.5), at(0.99)))
     }
 

@@ -1,4 +1,5 @@
-//! `fleet aws`: device identities on AWS IoT Core, created in bulk and removed again.
+//! `fleet aws`: device identities on AWS IoT Core, created in bulk and removed again, and
+//! the web app published to the page hosting of a deployed stack.
 //!
 //! On AWS the device policy binds a connection to its thing (`iot:Connection.Thing.ThingName`,
 //! `iot:Connection.Thing.IsAttached`, ARCHITECTURE §4.8): a device connects with client id =
@@ -13,6 +14,9 @@
 //! - `registry`: the IoT control-plane calls; the only module that sees SDK types.
 //! - `pace`: starting devices at a fixed rate, a bounded number in flight, until done,
 //!   failed or interrupted.
+//! - `publish_page`: the web app's build into the stack's page bucket, with the stack's
+//!   `config.json` (CloudFormation and S3 calls); `site`: which objects, with which
+//!   headers, in which order.
 //!
 //! # Key decisions
 //! - The manifest is the only list `deprovision` trusts: it removes what `provision`
@@ -32,7 +36,9 @@ mod deprovision;
 mod manifest;
 mod pace;
 mod provision;
+mod publish_page;
 mod registry;
+mod site;
 
 use std::time::Duration;
 
@@ -45,6 +51,7 @@ use clap::{Args, Subcommand};
 
 pub use deprovision::DeprovisionArgs;
 pub use provision::ProvisionArgs;
+pub use publish_page::PublishPageArgs;
 
 /// Amazon Trust Services' root certificates (Amazon Root CA 1–4, Starfield Services Root CA
 /// G2), with their source and fingerprints: the Lambdas' copy, so there is one.
@@ -69,6 +76,11 @@ enum AwsCommand {
     /// policy and the thing, deactivate and delete each certificate, delete each thing, and
     /// remove the files. Things or certificates already gone are fine.
     Deprovision(Box<DeprovisionArgs>),
+    /// Upload the web app (dist/) to the page bucket of a stack deployed with
+    /// PageHosting=true, with the stack's WebConfig output as config.json: every file with
+    /// its Content-Type, hashed assets cached for a year (immutable), index.html and
+    /// config.json no-cache, index.html last. Prints the page's URL.
+    PublishPage(Box<PublishPageArgs>),
 }
 
 /// Where the IoT control plane is, and how fast to call it.
@@ -107,6 +119,7 @@ pub fn run(args: AwsArgs) -> Result<()> {
     match args.command {
         AwsCommand::Provision(args) => runtime.block_on(provision::run(*args)),
         AwsCommand::Deprovision(args) => runtime.block_on(deprovision::run(*args)),
+        AwsCommand::PublishPage(args) => runtime.block_on(publish_page::run(*args)),
     }
 }
 

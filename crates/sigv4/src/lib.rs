@@ -1,17 +1,24 @@
 //! AWS Signature Version 4, small: what the browser needs to reach AWS IoT Core over
-//! WebSocket, and nothing else (no HTTP types, no credential chains, no clock).
+//! WebSocket, and nothing else (no HTTP types, no credential chains, no clock of its own:
+//! callers pass the signing time).
 //!
+//! # Layout
 //! - [`sign`]: the signature of a canonical request (method, path, query, headers, payload
 //!   hash), with its intermediate strings for diagnostics. Tested against AWS's published
 //!   examples.
 //! - [`presign_iot_websocket`]: the `wss://{endpoint}/mqtt?…` URL IoT Core accepts: service
 //!   `iotdevicegateway`, signed header `host`, an empty payload, and the session token
 //!   appended **after** signing (IoT Core, unlike S3, leaves it out of the signature).
+//!   `tests/known_answer.rs` checks it against botocore's presign (`tests/reference.py`).
+//! - [`clock`]: the signing time. AWS refuses a signature more than 5 minutes off its own
+//!   clock; [`clock::ServerClock`] corrects this computer's clock by a server's `Date`.
 //!
 //! # Key decision
 //! Not the `aws-sigv4` crate: it builds for wasm32 but adds about 107 KB gzip to the page
 //! (TOOLCHAIN.md), against a 250 KB budget for the whole app. This crate is SHA-256 and
 //! HMAC from RustCrypto plus the canonical-request rules, a few KB.
+
+pub mod clock;
 
 use std::fmt::Write as _;
 
@@ -119,22 +126,8 @@ pub fn sign(
     if credentials.secret_access_key.is_empty() {
         return Err(SignError::Empty("the secret access key"));
     }
-    let time = i64::try_from(scope.time_ms)
-        .ok()
-        .and_then(DateTime::<Utc>::from_timestamp_millis)
-        .ok_or(SignError::Time(scope.time_ms))?;
-    // Written field by field: chrono's `format` brings a strftime parser into the wasm.
-    let amz_date = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        time.year(),
-        time.month(),
-        time.day(),
-        time.hour(),
-        time.minute(),
-        time.second()
-    );
+    let (amz_date, credential_scope) = date_and_scope(scope)?;
     let date = &amz_date[..8];
-    let credential_scope = format!("{date}/{}/{}/aws4_request", scope.region, scope.service);
 
     let headers = sorted(
         request
@@ -182,6 +175,31 @@ pub fn sign(
     })
 }
 
+/// `x-amz-date` and the credential scope of a signature in `scope`.
+fn date_and_scope(scope: Scope<'_>) -> Result<(String, String), SignError> {
+    let time = i64::try_from(scope.time_ms)
+        .ok()
+        .and_then(DateTime::<Utc>::from_timestamp_millis)
+        .ok_or(SignError::Time(scope.time_ms))?;
+    // Written field by field: chrono's `format` brings a strftime parser into the wasm.
+    let amz_date = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        time.year(),
+        time.month(),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second()
+    );
+    let credential_scope = format!(
+        "{}/{}/{}/aws4_request",
+        &amz_date[..8],
+        scope.region,
+        scope.service
+    );
+    Ok((amz_date, credential_scope))
+}
+
 /// The presigned `wss://{endpoint}/mqtt` URL for AWS IoT Core at `time_ms`, valid for
 /// `expires_s` seconds (IoT Core accepts up to 7 days; it checks the signature at CONNECT
 /// only, so an open connection outlives it). A session token is appended after signing.
@@ -203,24 +221,14 @@ pub fn presign_iot_websocket(
         service: IOT_SERVICE,
         time_ms,
     };
-    // The date and scope are needed in the query before signing: compute them the same way.
-    let probe = sign(
-        credentials,
-        scope,
-        &Request {
-            method: "GET",
-            path: "/mqtt",
-            query: &[],
-            headers: &[("host", endpoint)],
-            payload_sha256: EMPTY_PAYLOAD_SHA256,
-        },
-    )?;
-    let credential = format!("{}/{}", credentials.access_key_id, probe.credential_scope);
+    // The date and scope go in the query that is signed.
+    let (amz_date, credential_scope) = date_and_scope(scope)?;
+    let credential = format!("{}/{credential_scope}", credentials.access_key_id);
     let expires = expires_s.to_string();
     let query = [
         ("X-Amz-Algorithm", ALGORITHM),
         ("X-Amz-Credential", credential.as_str()),
-        ("X-Amz-Date", probe.amz_date.as_str()),
+        ("X-Amz-Date", amz_date.as_str()),
         ("X-Amz-Expires", expires.as_str()),
         ("X-Amz-SignedHeaders", "host"),
     ];

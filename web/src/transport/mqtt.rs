@@ -101,8 +101,31 @@ pub struct MqttConfig {
 }
 
 /// Gives the URL of each new connection at that moment: how the AWS mode presigns a fresh
-/// URL for every connect and reconnect. Its errors are shown as the connection's problem.
-pub type UrlSource = Box<dyn FnMut(u64) -> Result<String, String>>;
+/// URL for every connect and reconnect. A closure `FnMut(now_ms) -> Result<url, why>` is
+/// one.
+pub trait ConnectUrl {
+    /// The URL to connect to at `now_ms`, or why there is none (shown as the connection's
+    /// problem).
+    fn url(&mut self, now_ms: u64) -> Result<String, String>;
+
+    /// A connection to a URL it gave closed before it opened: refused or unreachable, which
+    /// a browser does not tell apart (a refused WebSocket upgrade shows no status).
+    /// `socket_said` is the socket's own words; the source may know better (a presigned
+    /// URL whose time was off). Returns what the page says.
+    fn refused(&mut self, now_ms: u64, socket_said: String) -> String {
+        let _ = now_ms;
+        socket_said
+    }
+}
+
+impl<F: FnMut(u64) -> Result<String, String>> ConnectUrl for F {
+    fn url(&mut self, now_ms: u64) -> Result<String, String> {
+        self(now_ms)
+    }
+}
+
+/// A transport's URL source (see [`ConnectUrl`]).
+pub type UrlSource = Box<dyn ConnectUrl>;
 
 impl MqttConfig {
     /// Defaults for a broker at `url`, with client ids `{client_base}.…` and no credential.
@@ -136,6 +159,8 @@ struct Link<S> {
     session: Session,
     socket: Option<S>,
     generation: u32,
+    /// Whether the current socket opened (a close before that is a refusal or no route).
+    opened: bool,
     /// Whether the link was asked to connect (the ramp-up reached one of its devices).
     started: bool,
     /// Filters to subscribe to when it starts.
@@ -314,8 +339,9 @@ impl<C: Connector> MqttTransport<C> {
                         index,
                         generation: link.generation,
                     };
+                    link.opened = false;
                     let url = match self.url_source.as_mut() {
-                        Some(source) => source(now_ms),
+                        Some(source) => source.url(now_ms),
                         None => Ok(self.config.url.clone()),
                     };
                     match url.and_then(|url| self.connector.open(&url, key)) {
@@ -360,10 +386,16 @@ impl<C: Connector> MqttTransport<C> {
                 continue;
             }
             match event {
-                SocketEvent::Opened => link.session.transport_opened(now_ms),
+                SocketEvent::Opened => {
+                    link.opened = true;
+                    link.session.transport_opened(now_ms);
+                }
                 SocketEvent::Data(bytes) => link.session.handle_input(now_ms, &bytes),
-                SocketEvent::Closed(reason) => {
+                SocketEvent::Closed(mut reason) => {
                     link.socket = None;
+                    if let (false, Some(source)) = (link.opened, self.url_source.as_mut()) {
+                        reason = reason.map(|said| source.refused(now_ms, said));
+                    }
                     link.session.transport_closed(now_ms, reason);
                 }
             }
@@ -414,6 +446,7 @@ impl<S> Link<S> {
             session,
             socket: None,
             generation: 0,
+            opened: false,
             started: false,
             filters,
             lost: false,
@@ -827,6 +860,72 @@ mod tests {
                 None
             )
         );
+    }
+
+    /// Every socket closes without opening (a refused upgrade), or after opening.
+    struct Refusing {
+        pending: Vec<LinkKey>,
+        open_first: bool,
+    }
+
+    impl Connector for Refusing {
+        type Socket = FakeSocket;
+        fn open(&mut self, _: &str, key: LinkKey) -> Result<FakeSocket, String> {
+            self.pending.push(key);
+            Ok(FakeSocket(Rc::default(), Rc::default()))
+        }
+        fn events(&mut self, out: &mut Vec<(LinkKey, SocketEvent)>) {
+            for key in self.pending.drain(..) {
+                if self.open_first {
+                    out.push((key, SocketEvent::Opened));
+                }
+                out.push((
+                    key,
+                    SocketEvent::Closed(Some("the socket's words".to_owned())),
+                ));
+            }
+        }
+    }
+
+    /// A URL source that says what it knows about a refusal.
+    struct Explaining(Rc<RefCell<Vec<String>>>);
+
+    impl ConnectUrl for Explaining {
+        fn url(&mut self, _: u64) -> Result<String, String> {
+            Ok("wss://iot/mqtt?X-Amz-Signature=s".to_owned())
+        }
+        fn refused(&mut self, _: u64, socket_said: String) -> String {
+            self.0.borrow_mut().push(socket_said);
+            "the clock is 20 minutes fast".to_owned()
+        }
+    }
+
+    #[test]
+    fn the_url_source_words_a_connection_that_closed_before_it_opened() {
+        let ids = devices("w1", "1", 1);
+        for open_first in [false, true] {
+            let asked = Rc::new(RefCell::new(Vec::new()));
+            let connector = Refusing {
+                pending: Vec::new(),
+                open_first,
+            };
+            let mut t =
+                MqttTransport::new(MqttConfig::new("wss://iot/mqtt", "w1"), connector, &ids, 0)
+                    .unwrap()
+                    .with_url_source(Box::new(Explaining(asked.clone())));
+            t.open(0, 0);
+            t.poll(0, &mut Vec::new());
+            t.poll(1, &mut Vec::new());
+            if open_first {
+                // It opened: the URL was accepted, whatever closed it then.
+                assert!(asked.borrow().is_empty());
+                assert_eq!(t.problem().as_deref(), Some("the socket's words"));
+            } else {
+                assert!(asked.borrow().iter().all(|s| s == "the socket's words"));
+                assert!(!asked.borrow().is_empty());
+                assert_eq!(t.problem().as_deref(), Some("the clock is 20 minutes fast"));
+            }
+        }
     }
 
     #[test]
