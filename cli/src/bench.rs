@@ -4,23 +4,29 @@
 //!
 //! The stack runs as its own process (this binary's `fleet local`, on free loopback ports
 //! and a scratch data directory), so its memory is measured apart from the load generator.
+//!
+//! The load is a fleet engine (`fleet-engine`) ticked by one task on tokio's timer: each
+//! device reads once per `devices / rate` seconds, spread over that period, and catches up
+//! on readings a late tick missed (so the offered load is the rate asked for). A reading's
+//! round trip counts from the tick that took it, before it is handed to the client.
 
-use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use fleet_client::{BrokerUrl, Client, ClientEvent, ClientHandle};
-use fleet_core::{DeviceParams, Fleet, ParseContext, encode_telemetry, parse_command};
+use fleet_core::device::DEFAULT_NOISE_AMPLITUDE;
+use fleet_core::{DeviceParams, Fleet, Shape};
+use fleet_engine::{CatchUp, DeviceSpec, Engine, EngineConfig, Received, Start, Via};
 use fleet_local::{LocalStore, SqliteStore};
 use fleet_mqtt::{Options, QoS};
+use futures_util::stream::{SelectAll, Stream, StreamExt};
 use hdrhistogram::Histogram;
-use tokio::sync::{Mutex, watch};
+use tokio::sync::mpsc;
 
 /// Flags of `fleet bench`.
 #[derive(Debug, Clone, Args)]
@@ -78,12 +84,12 @@ fn describe(h: &Histogram<u64>) -> String {
     )
 }
 
-/// Shared counters of the load generator.
+/// Counters of the load generator.
 #[derive(Debug, Default)]
 struct Counters {
-    sent: AtomicU64,
-    acked: AtomicU64,
-    commands: AtomicU64,
+    sent: u64,
+    acked: u64,
+    commands: u64,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -108,27 +114,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let before = count_readings(&data)?;
 
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let counters = Arc::new(Counters::default());
-    let rtt = Arc::new(Mutex::new(RoundTrips::new()?));
     let started = Instant::now();
-    let (load_secs, peak_rss_kb) = runtime.block_on(drive(
-        &args,
-        url,
-        counters.clone(),
-        rtt.clone(),
-        stack.as_ref(),
-    ))?;
-    let stack_peak = stack
-        .as_mut()
-        .map(|s| s.peak_rss_kb())
-        .unwrap_or(peak_rss_kb);
+    let load = runtime.block_on(drive(&args, url))?;
+    let (counters, rtt, load_secs, peak_rss_kb) =
+        (load.counters, load.rtt, load.secs, load.peak_rss_kb);
+    // The stack's memory is known only when this bench started it: with `--broker` the
+    // stack is someone else's process, and the bench's own RSS is not the stack's.
+    let stack_peak = stack.as_mut().map(|s| s.peak_rss_kb());
     if let Some(s) = stack.take() {
         s.stop()?;
     }
     let stored = count_readings(&data)?.saturating_sub(before);
-    let sent = counters.sent.load(Relaxed);
-    let acked = counters.acked.load(Relaxed);
-    let rtt = runtime.block_on(async { rtt.lock().await.clone() });
+    let (sent, acked) = (counters.sent, counters.acked);
     let wall = started.elapsed().as_secs_f64();
     let per_s = stored as f64 / load_secs;
     println!(
@@ -146,9 +143,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "    of which after each device's first reading: {}",
         describe(&rtt.after_first)
     );
+    match stack_peak {
+        Some(kb) => println!("  peak RSS of the stack {:.1} MiB", kb as f64 / 1024.0),
+        None => println!("  peak RSS of the stack: not measured (--broker: not started here)"),
+    }
     println!(
-        "  peak RSS of the stack {:.1} MiB; total wall time {wall:.1} s",
-        stack_peak as f64 / 1024.0
+        "  peak RSS of the load generator {:.1} MiB; total wall time {wall:.1} s",
+        peak_rss_kb as f64 / 1024.0
     );
     if args.json {
         println!(
@@ -162,6 +163,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 "commands": rtt.all.len(),
                 "rtt_after_first_p99_ms": rtt.after_first.value_at_quantile(0.99) as f64 / 1000.0,
                 "stack_peak_rss_kib": stack_peak,
+                "load_peak_rss_kib": peak_rss_kb,
             })
         );
     }
@@ -179,162 +181,166 @@ fn count_readings(data: &Path) -> Result<u64> {
         .with_context(|| format!("counting readings in {}", path.display()))
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+/// What the load did.
+struct Load {
+    counters: Counters,
+    rtt: RoundTrips,
+    /// From the first publish to the last ack.
+    secs: f64,
+    /// The bench's own peak RSS, KiB.
+    peak_rss_kb: u64,
 }
 
-/// Runs the load; returns the seconds from the first publish to the last ack, and the
-/// bench's own peak RSS.
-async fn drive(
-    args: &BenchArgs,
-    url: BrokerUrl,
-    counters: Arc<Counters>,
-    rtt: Arc<Mutex<RoundTrips>>,
-    _stack: Option<&StackProcess>,
-) -> Result<(f64, u64)> {
+/// One device's connection events, tagged with the device.
+type Events = Pin<Box<dyn Stream<Item = (usize, ClientEvent)> + Send>>;
+
+fn events_of(device: usize, mut rx: mpsc::Receiver<ClientEvent>) -> Events {
+    Box::pin(futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|event| event.map(|e| (device, e)))
+    }))
+}
+
+/// Runs the load: connects every device, then ticks the engine for `--duration` and waits
+/// (up to a minute) for the last acknowledgements.
+async fn drive(args: &BenchArgs, url: BrokerUrl) -> Result<Load> {
     let n = args.devices as usize;
-    let fleet = Fleet::new(7, n, 10, DeviceParams::default()).context("fleet")?;
-    let per_device = Duration::from_secs_f64(n as f64 / args.rate);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut handles = Vec::with_capacity(n);
-    for (i, device) in fleet.into_devices().into_iter().enumerate() {
-        let mut options = Options::new(device.id().as_str());
+    let devices: Vec<DeviceSpec> = Fleet::variations(7, DEFAULT_NOISE_AMPLITUDE)
+        .take(n)
+        .enumerate()
+        .map(|(i, variation)| DeviceSpec {
+            id: Fleet::device_id(i),
+            building: Fleet::building(i, 10),
+            variation,
+            shape: Shape::Current,
+        })
+        .collect();
+    let mut handles: Vec<ClientHandle> = Vec::with_capacity(n);
+    let mut events: SelectAll<Events> = SelectAll::new();
+    for (i, device) in devices.iter().enumerate() {
+        let mut options = Options::new(device.id.as_str());
         options.max_queued = 20_000;
-        let (handle, events) = Client::new(options, url.clone())
+        let (handle, device_events) = Client::new(options, url.clone())
             .seed(i as u64)
             .start()
-            .with_context(|| format!("client {}", device.id()))?;
-        handles.push((device, handle, events));
+            .with_context(|| format!("client {}", device.id))?;
+        handles.push(handle);
+        events.push(events_of(i, device_events));
     }
     // Wait until every device is connected before the clock starts.
-    for (_, handle, _) in &handles {
+    for handle in &handles {
         tokio::time::timeout(Duration::from_secs(30), handle.connected())
             .await
             .context("devices did not connect within 30 s")?
             .context("a device stopped")?;
     }
-    let started = Instant::now();
-    let last_ack = Arc::new(Mutex::new(started));
-    let mut tasks = Vec::with_capacity(n);
-    for (i, (device, handle, events)) in handles.into_iter().enumerate() {
-        let phase = per_device.mul_f64(i as f64 / n as f64);
-        tasks.push(tokio::spawn(device_loop(
-            device,
-            handle,
-            events,
-            per_device,
-            phase,
-            stop_rx.clone(),
-            counters.clone(),
-            rtt.clone(),
-            last_ack.clone(),
-        )));
+    // Each device reads once per n / rate seconds: the fleet reads `rate` times a second.
+    let params = DeviceParams {
+        update_frequency_s: n as f64 / args.rate,
+        ..DeviceParams::default()
+    };
+    let config = EngineConfig {
+        params,
+        start: Start::Spread,
+        catch_up: CatchUp::Burst,
+        round_trip_window: 512,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(config.clone(), &devices, fleet_clock::now_us())
+        .context("the bench's fleet")?;
+    for (i, handle) in handles.iter().enumerate() {
+        let _ = handle
+            .subscribe(&[(&engine.command_topic(i), QoS::AtLeastOnce)])
+            .await;
     }
-    let mut progress = tokio::time::interval(Duration::from_secs(5));
-    progress.tick().await;
+    // The clock starts once every device listens: an engine made before the subscriptions
+    // would find the first readings of the whole fleet overdue and send them in one burst,
+    // and the round trips of that burst (most first readings get a command) would be the
+    // queue, not the pipeline.
+    let mut engine =
+        Engine::new(config, &devices, fleet_clock::now_us()).context("the bench's fleet")?;
+    let mut counters = Counters::default();
+    let mut rtt = RoundTrips::new()?;
+    let started = Instant::now();
+    let mut last_ack = started;
+    let mut outstanding = vec![0u64; n];
     let load = tokio::time::sleep(Duration::from_secs_f64(args.duration));
     tokio::pin!(load);
-    loop {
-        tokio::select! {
-            _ = &mut load => break,
-            _ = progress.tick() => eprintln!(
-                "  … {:.0} s: sent {}, acked {}",
-                started.elapsed().as_secs_f64(),
-                counters.sent.load(Relaxed),
-                counters.acked.load(Relaxed)
-            ),
-        }
-    }
-    let _ = stop_tx.send(true);
-    for task in tasks {
-        task.await.context("a device task failed")?;
-    }
-    let secs = last_ack.lock().await.duration_since(started).as_secs_f64();
-    Ok((secs.max(1e-3), own_peak_rss_kb()))
-}
-
-#[allow(clippy::too_many_arguments)] // One device's whole world; a struct would only rename it.
-async fn device_loop(
-    mut device: fleet_core::Device,
-    handle: ClientHandle,
-    mut events: tokio::sync::mpsc::Receiver<ClientEvent>,
-    period: Duration,
-    phase: Duration,
-    mut stop: watch::Receiver<bool>,
-    counters: Arc<Counters>,
-    rtt: Arc<Mutex<RoundTrips>>,
-    last_ack: Arc<Mutex<Instant>>,
-) {
-    let command_topic = device
-        .command_topic(fleet_core::payload::Shape::Current)
-        .to_string();
-    let topic = device
-        .telemetry_topic(fleet_core::payload::Shape::Current)
-        .to_string();
-    let _ = handle
-        .subscribe(&[(&command_topic, QoS::AtLeastOnce)])
-        .await;
-    tokio::time::sleep(phase).await;
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut sent_at: VecDeque<(u64, Instant)> = VecDeque::with_capacity(512);
-    let mut outstanding = 0u64;
-    let mut stopping = false;
+    let mut progress = tokio::time::interval(Duration::from_secs(5));
+    progress.tick().await;
+    let mut timer = Box::pin(tokio::time::sleep(Duration::ZERO));
+    let mut armed: Option<u64> = None;
+    let mut loading = true;
     // After the load, acks get a minute to arrive; what is still missing then is lost.
     let drain = tokio::time::sleep(Duration::from_secs(3600));
     tokio::pin!(drain);
     loop {
-        if stopping && outstanding == 0 {
+        if !loading && outstanding.iter().all(|&o| o == 0) {
             break;
         }
+        let deadline = engine.next_deadline().filter(|_| loading);
+        if deadline != armed {
+            if let Some(at) = deadline {
+                let wait = at.saturating_sub(fleet_clock::now_us());
+                timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + Duration::from_micros(wait));
+            }
+            armed = deadline;
+        }
         tokio::select! {
-            _ = stop.changed(), if !stopping => {
-                stopping = true;
+            () = &mut load, if loading => {
+                loading = false;
                 drain.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(60));
             }
-            () = &mut drain, if stopping => break,
-            _ = tick.tick(), if !stopping => {
-                let sample = device.step(now_ms());
-                let payload = encode_telemetry(&device.telemetry(&sample, fleet_core::payload::Shape::Current));
-                if handle.publish_nowait(topic.as_str(), payload, QoS::AtLeastOnce).await.is_ok() {
-                    outstanding += 1;
-                    counters.sent.fetch_add(1, Relaxed);
-                    if sent_at.len() == 512 {
-                        sent_at.pop_front();
+            () = &mut drain, if !loading => break,
+            _ = progress.tick() => eprintln!(
+                "  … {:.0} s: sent {}, acked {}",
+                started.elapsed().as_secs_f64(),
+                counters.sent,
+                counters.acked
+            ),
+            () = &mut timer, if armed.is_some() => {
+                armed = None;
+                engine.tick(fleet_clock::now_us());
+                for m in engine.messages() {
+                    if handles[m.device].publish_nowait(m.topic, m.payload, m.qos).await.is_ok() {
+                        outstanding[m.device] += 1;
+                        counters.sent += 1;
                     }
-                    sent_at.push_back((sample.seq, Instant::now()));
                 }
             }
-            event = events.recv() => match event {
-                Some(ClientEvent::Acked { .. }) => {
-                    outstanding = outstanding.saturating_sub(1);
-                    counters.acked.fetch_add(1, Relaxed);
-                    *last_ack.lock().await = Instant::now();
+            Some((i, event)) = events.next() => match event {
+                ClientEvent::Acked { .. } => {
+                    outstanding[i] = outstanding[i].saturating_sub(1);
+                    counters.acked += 1;
+                    last_ack = Instant::now();
                 }
-                Some(ClientEvent::Message(m)) => {
-                    let now = now_ms();
-                    if let Ok(command) = parse_command(&m.payload, &ParseContext::new(now)) {
-                        device.apply(&command, now);
-                        counters.commands.fetch_add(1, Relaxed);
-                        if let Some((seq, at)) = command.reading_seq.and_then(|s| sent_at.iter().find(|(q, _)| *q == s)) {
-                            let micros = at.elapsed().as_micros().max(1) as u64;
-                            let mut rtt = rtt.lock().await;
+                ClientEvent::Message(m) => {
+                    let now = fleet_clock::now_us();
+                    if let Received::Applied(applied) = engine.receive(now, Via::Device(i), &m.topic, &m.payload) {
+                        counters.commands += 1;
+                        if let Some(us) = applied.round_trip_us {
+                            let micros = us.max(1);
                             let _ = rtt.all.record(micros);
-                            if *seq > 0 {
+                            if applied.reading_seq.is_some_and(|seq| seq > 0) {
                                 let _ = rtt.after_first.record(micros);
                             }
                         }
                     }
                 }
-                Some(ClientEvent::PublishRejected { .. }) => outstanding = outstanding.saturating_sub(1),
-                Some(_) => {}
-                None => break,
+                ClientEvent::PublishRejected { .. } => outstanding[i] = outstanding[i].saturating_sub(1),
+                _ => {}
             },
         }
     }
-    let _ = handle.disconnect().await;
+    futures_util::future::join_all(handles.iter().map(ClientHandle::disconnect)).await;
+    let secs = last_ack.duration_since(started).as_secs_f64();
+    Ok(Load {
+        counters,
+        rtt,
+        secs: secs.max(1e-3),
+        peak_rss_kb: own_peak_rss_kb(),
+    })
 }
 
 fn own_peak_rss_kb() -> u64 {
