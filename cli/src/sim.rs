@@ -119,7 +119,7 @@ pub struct SimArgs {
     /// Write a JSON report here when the run stops (also on Ctrl-C or SIGTERM): the shard
     /// and its id range, the counters, and the latencies as HDR histograms with their
     /// percentiles. `fleet report merge` combines the shards' reports.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "FLEET_REPORT", value_name = "FILE")]
     pub report: Option<PathBuf>,
     /// Building of the devices (the original used 1).
     #[arg(long, default_value = "1")]
