@@ -225,3 +225,68 @@ fn bad_shards_are_refused_before_anything_starts() {
     );
     refused(&["--devices", "200000"], "split the fleet with --shard");
 }
+
+#[test]
+fn sigterm_stops_a_shard_like_ctrl_c_and_its_report_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let stack = Stack::start(&data);
+    let report = dir.path().join("shard.json");
+    // No --duration: it runs until a signal, as a pod or task does until it is stopped.
+    let child = fleet()
+        .arg("sim")
+        .args([
+            "--broker",
+            &stack.mqtt_url(),
+            "--devices",
+            "8",
+            "--shard",
+            "1/2",
+        ])
+        .args(["--update-frequency", "0.2", "--connect-rate", "500"])
+        .args(["--log-format", "json"])
+        .env("FLEET_REPORT", &report)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until the stack has stored something from every device of the shard.
+    for _ in 0..300 {
+        let broker = http_get(stack.addrs.http, "/metrics");
+        if sample(&broker, "fleet_readings_stored_total").is_some_and(|v| v >= 8.0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stack.stop().success());
+
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["interrupted"], true);
+    assert_eq!(r["ranges"][0]["shard"], "1/2");
+    assert_eq!(r["ranges"][0]["first"], "d-0005");
+    assert_eq!(r["ranges"][0]["last"], "d-0008");
+    let acked = r["counters"]["acked"].as_u64().unwrap();
+    assert!(acked > 0);
+    assert_eq!(
+        r["counters"]["sent"].as_u64(),
+        Some(acked),
+        "drained before exit"
+    );
+    let stored = stored(&data);
+    assert_eq!(stored.len() as u64, acked);
+    let devices: BTreeSet<&str> = stored.iter().map(|(d, _)| d.as_str()).collect();
+    assert_eq!(
+        devices,
+        BTreeSet::from(["d-0005", "d-0006", "d-0007", "d-0008"])
+    );
+}
