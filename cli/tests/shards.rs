@@ -224,6 +224,14 @@ fn bad_shards_are_refused_before_anything_starts() {
         "the original's client id",
     );
     refused(&["--devices", "200000"], "split the fleet with --shard");
+    // A metrics address that is taken: named, and nothing runs.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    refused(
+        &["--devices", "2", "--metrics", &addr],
+        &format!("--metrics {addr}: cannot listen there"),
+    );
+    refused(&["--metrics", "localhost"], "--metrics");
 }
 
 #[test]
