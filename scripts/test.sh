@@ -26,6 +26,8 @@ step "web without the aws feature" bash -c 'cargo clippy --locked -p fleet-web -
 step "wasm browser tests" scripts/wasm-test.sh
 step "browser tests" scripts/e2e.sh
 step "template lint" scripts/template-lint.sh
+# The shards' Kubernetes Job, ECS template and image (deploy/): schemas, cfn-lint, checkov.
+step "deploy lint" scripts/deploy-lint.sh
 step "workflow lint" scripts/workflow-lint.sh
 step "fuzz" scripts/fuzz.sh "${FLEET_FUZZ_SECONDS:-30}"
 printf '\nAll checks passed in %ss.\n' "$((SECONDS - start))"
