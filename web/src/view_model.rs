@@ -129,6 +129,8 @@ pub struct Snapshot {
     pub problem: Option<String>,
     /// Latest commands and alarm changes, newest first.
     pub log: Vec<LogLine>,
+    /// The wall clock when it was taken, ms (0: not stamped; the page stamps it).
+    pub at_ms: u64,
 }
 
 impl Default for Snapshot {
@@ -141,6 +143,7 @@ impl Default for Snapshot {
             rtt: None,
             problem: None,
             log: Vec::new(),
+            at_ms: 0,
         }
     }
 }
@@ -170,7 +173,7 @@ impl Snapshot {
         let all = engine.devices();
         self.devices.truncate(all.len());
         for (i, d) in all.iter().enumerate() {
-            let id = d.device.id().as_str();
+            let id = engine.id(i);
             if i == self.devices.len() {
                 self.devices.push(DeviceSnap {
                     id: Arc::from(id),
