@@ -813,7 +813,11 @@ mod tests {
     fn a_limited_tick_leaves_the_rest_due_and_the_lag_says_how_late_it_is() {
         let mut e = engine(10, EngineConfig::default());
         assert_eq!(e.lag_us(T0), 0);
-        assert_eq!(e.lag_us(T0 + S), S, "nothing started yet: the ramp is a second late");
+        assert_eq!(
+            e.lag_us(T0 + S),
+            S,
+            "nothing started yet: the ramp is a second late"
+        );
         let tick = e.tick_at_most(T0 + S, 4);
         assert_eq!((tick.started, tick.readings, tick.messages), (0..10, 4, 4));
         let devices: Vec<usize> = e.messages().map(|m| m.device).collect();
