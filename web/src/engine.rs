@@ -197,6 +197,10 @@ impl LogEntry {
     }
 }
 
+/// What builds a fleet's transport for its `(building, device)` list.
+type TransportBuilder<'a> =
+    dyn FnOnce(&[(BuildingId, DeviceId)]) -> Result<Box<dyn Transport>, String> + 'a;
+
 /// The fleet and its link to the cloud.
 pub struct Engine {
     fleet: fleet_engine::Engine,
@@ -253,6 +257,16 @@ impl Engine {
         now_ms: u64,
         transport: impl FnOnce(&[(BuildingId, DeviceId)]) -> Result<Box<dyn Transport>, String>,
     ) -> Result<Engine, EngineError> {
+        // One body for every kind of transport: the page builds three, and a copy of this
+        // per closure type cost kilobytes of its download.
+        Engine::build(config, now_ms, Box::new(transport))
+    }
+
+    fn build(
+        config: EngineConfig,
+        now_ms: u64,
+        transport: Box<TransportBuilder<'_>>,
+    ) -> Result<Engine, EngineError> {
         let specs = specs(&config)?;
         let fleet = fleet_engine::Engine::new(
             fleet_engine::EngineConfig {
@@ -273,13 +287,15 @@ impl Engine {
             specs.into_iter().map(|s| (s.building, s.id)).collect();
         let transport = transport(&ids).map_err(EngineError::Transport)?;
         drop(ids);
-        let view = DeviceView {
+        let mut views = Vec::with_capacity(fleet.len());
+        // Built in place, not cloned: a clone of a series is code the page need not carry.
+        views.resize_with(fleet.len(), || DeviceView {
             series: Series::new(config.series_capacity),
             commands: 0,
             custom_params: false,
-        };
+        });
         Ok(Engine {
-            views: vec![view; fleet.len()],
+            views,
             fleet,
             transport,
             stats: EngineStats::default(),

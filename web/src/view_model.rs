@@ -129,8 +129,6 @@ pub struct Snapshot {
     pub problem: Option<String>,
     /// Latest commands and alarm changes, newest first.
     pub log: Vec<LogLine>,
-    /// The wall clock when it was taken, ms (0: not stamped; the page stamps it).
-    pub at_ms: u64,
 }
 
 impl Default for Snapshot {
@@ -143,7 +141,6 @@ impl Default for Snapshot {
             rtt: None,
             problem: None,
             log: Vec::new(),
-            at_ms: 0,
         }
     }
 }

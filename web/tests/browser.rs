@@ -138,11 +138,6 @@ async fn the_app_runs_an_in_page_fleet_and_stops_at_once() {
         "lag: {}",
         text("stats-lag")
     );
-    let lag = query_all("[data-testid=stats-lag]").remove(0);
-    assert!(lag.get_attribute("data-ms").is_some());
-    let published = query_all("[data-testid=stats-published]").remove(0);
-    let at: u64 = published.get_attribute("data-at").unwrap().parse().unwrap();
-    assert!(at + 60_000 > now_ms() && at <= now_ms(), "{at}");
 
     // A fleet-wide parameter applies to the running fleet.
     let velocity: web_sys::HtmlInputElement = query_all("[data-testid=param-velocity]")
