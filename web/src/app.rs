@@ -1,10 +1,11 @@
 //! The Leptos components: controls, the fleet overview, the virtualized grid of device
 //! cards, and the cloud panel.
 //!
-//! One `requestAnimationFrame` loop calls [`Engine::tick`] every frame (only
-//! [`Engine::poll`] while paused, so connections stay alive); a few times a second
-//! ([`REDRAW_MS`]) it copies a [`Snapshot`] into a signal, which is all the components
-//! read. The loop is cancelled on Stop and unmount.
+//! One `requestAnimationFrame` loop calls [`Engine::advance`] every frame within
+//! [`CATCH_UP_BUDGET_MS`] (only [`Engine::poll`] while paused, so connections stay alive); a
+//! few times a second ([`REDRAW_MS`]) it first copies a [`Snapshot`] into a signal, which is
+//! all the components read, out of the same budget. The loop is cancelled on Stop and
+//! unmount.
 
 use std::cell::Cell;
 use std::ops::Range;
@@ -122,7 +123,8 @@ impl SimClock {
 /// Simulated ms per engine step while catching up (a warm-up, a frame at a high speed-up).
 pub const STEP_MS: u64 = 50;
 
-/// Real ms a frame may spend catching up, so a warm-up never becomes a long task.
+/// Real ms a frame may spend on the fleet (its snapshot included), so neither a warm-up nor a
+/// big fleet makes it a long task; what does not fit is the lag the cloud panel shows.
 pub const CATCH_UP_BUDGET_MS: f64 = 12.0;
 
 /// An in-page fleet whose history starts `warmup_s` simulated seconds before `now` (capped

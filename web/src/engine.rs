@@ -18,7 +18,7 @@
 
 use std::collections::VecDeque;
 
-use fleet_core::device::DEFAULT_NOISE_AMPLITUDE;
+use fleet_core::device::{DEFAULT_NOISE_AMPLITUDE, ParamsError};
 use fleet_core::payload::{Action, Shape};
 use fleet_core::policy::PolicyConfigError;
 use fleet_core::{AlarmNotice, BuildingId, DeviceId, DeviceParams, Fleet, FleetVariation, Topic};
@@ -108,12 +108,17 @@ pub fn warmup_s(requested_s: u64, devices: usize, period_s: f64, capacity: usize
 /// Why an engine could not be built, or a setting not changed.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// Device parameters or settings out of range, or a fleet the engine cannot hold.
-    #[error("{0}")]
-    Fleet(#[from] fleet_engine::EngineError),
+    /// Device parameters out of range.
+    #[error("device parameters: {0}")]
+    Params(#[from] ParamsError),
+    /// A fleet the page's settings cannot make (its ids are unique, one reading a message,
+    /// a ramp-up rate from a whole number): kept short, so the fleet engine's messages for
+    /// its other front ends stay out of the page's download.
+    #[error("the fleet engine refused this fleet")]
+    Refused,
     /// A device id the prefix makes is not a valid id.
     #[error("device id: {0}")]
-    Id(String),
+    Id(#[from] fleet_core::IdError),
     /// Remediation settings out of range.
     #[error("remediation settings: {0}")]
     Policy(#[from] PolicyConfigError),
@@ -197,6 +202,15 @@ impl LogEntry {
     }
 }
 
+impl From<fleet_engine::EngineError> for EngineError {
+    fn from(e: fleet_engine::EngineError) -> EngineError {
+        match e {
+            fleet_engine::EngineError::Params(p) => EngineError::Params(p),
+            _ => EngineError::Refused,
+        }
+    }
+}
+
 /// What builds a fleet's transport for its `(building, device)` list.
 type TransportBuilder<'a> =
     dyn FnOnce(&[(BuildingId, DeviceId)]) -> Result<Box<dyn Transport>, String> + 'a;
@@ -237,7 +251,7 @@ fn specs(config: &EngineConfig) -> Result<Vec<DeviceSpec>, EngineError> {
             id.push_str(&config.id_prefix);
             let _ = write!(id, "{:04}", i + 1);
             Ok(DeviceSpec {
-                id: DeviceId::try_from(id.as_str()).map_err(|e| EngineError::Id(e.to_string()))?,
+                id: DeviceId::try_from(id.as_str())?,
                 building: match &config.building {
                     Some(b) => b.clone(),
                     None => Fleet::building(i, config.buildings),
@@ -313,11 +327,10 @@ impl Engine {
         pipeline: PipelineConfig,
         now_ms: u64,
     ) -> Result<Engine, EngineError> {
-        InPage::new(pipeline.clone(), config.devices)?;
-        Engine::new(config, now_ms, move |ids| {
-            InPage::new(pipeline, ids.len())
-                .map(|t| Box::new(t) as Box<dyn Transport>)
-                .map_err(|e| e.to_string())
+        // Built once, before the fleet: a bad setting is said before any device exists.
+        let transport = InPage::new(pipeline, config.devices)?;
+        Engine::new(config, now_ms, move |_| {
+            Ok(Box::new(transport) as Box<dyn Transport>)
         })
     }
 
