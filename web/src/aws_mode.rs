@@ -19,6 +19,8 @@ mod with_aws {
 
     use fleet_core::BuildingId;
 
+    use fleet_clock::now_ms;
+
     use crate::aws;
     use crate::identity::{GUEST_BUILDING, PageIdentity};
     use crate::settings::Settings;
@@ -78,10 +80,6 @@ mod with_aws {
         last_check: StoredValue<u64>,
         settings: RwSignal<Settings>,
         errors: RwSignal<Vec<String>>,
-    }
-
-    fn now_ms() -> u64 {
-        js_sys::Date::now() as u64
     }
 
     /// AWS's time as this page knows it: one clock per page, kept across fleets (a guest's

@@ -1,21 +1,28 @@
-//! The fleet in the page: every virtual device, stepped by the caller's clock, talking to a
-//! cloud through a [`Transport`] (in-page, or MQTT per device).
+//! The fleet in the page: the shared fleet engine (`fleet-engine`) driven per animation
+//! frame, talking to a cloud through a [`Transport`] (in-page, or MQTT per device or per
+//! gateway), with what the cards draw.
 //!
-//! No timer per device: one [`Engine::tick`] per animation frame starts the devices the
-//! ramp-up has reached, steps every device whose reading is due, hands the readings to the
-//! transport, and applies what came back: commands to their devices (with the round trip
-//! measured from the reading's `seq`), alarm notices to the cloud panel's log. A tab that
-//! was hidden does not replay the readings it missed: each device resumes one period later.
+//! No timer per device: [`Engine::advance`] per animation frame ticks the fleet engine,
+//! which starts the devices the ramp-up has reached and steps the devices whose reading is
+//! due; this driver opens their connections, hands the messages to the transport, keeps
+//! each device's curve and counterfactual for its card, and routes what came back:
+//! commands through the fleet engine to their devices (with the round trip it measures),
+//! alarm notices to the cloud panel's log. A tab that was hidden does not replay the
+//! readings it missed: each device resumes one period later.
+//!
+//! # Key decision: a budget of readings at a time, and the lag reported
+//! A frame steps at most [`CHUNK`] readings between two looks at its time budget, so a big
+//! fleet never turns a frame into a long task; when the budget runs out with readings still
+//! due, the fleet is behind real time, and [`EngineStats::lag_ms`] says by how much (the
+//! age of its oldest reading due and not taken) instead of hiding it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
-use fleet_core::device::ParamsError;
-use fleet_core::payload::{Action, Shape, Telemetry, encode_telemetry_into};
+use fleet_core::device::{DEFAULT_NOISE_AMPLITUDE, ParamsError};
+use fleet_core::payload::{Action, Shape};
 use fleet_core::policy::PolicyConfigError;
-use fleet_core::{
-    AlarmNotice, BuildingId, Device, DeviceId, DeviceParams, Fleet, ParseContext, Topic,
-    parse_command,
-};
+use fleet_core::{AlarmNotice, BuildingId, DeviceId, DeviceParams, Fleet, FleetVariation, Topic};
+use fleet_engine::{Applied, CatchUp, DeviceSpec, Received, Start, Via};
 use fleet_pipeline::PipelineConfig;
 
 use crate::series::{Marker, Point, Series};
@@ -98,12 +105,20 @@ pub fn warmup_s(requested_s: u64, devices: usize, period_s: f64, capacity: usize
     requested_s.min(chart_s).min(budget_s)
 }
 
-/// Why an engine could not be built.
+/// Why an engine could not be built, or a setting not changed.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// Device parameters out of range.
     #[error("device parameters: {0}")]
     Params(#[from] ParamsError),
+    /// A fleet the page's settings cannot make (its ids are unique, one reading a message,
+    /// a ramp-up rate from a whole number): kept short, so the fleet engine's messages for
+    /// its other front ends stay out of the page's download.
+    #[error("the fleet engine refused this fleet")]
+    Refused,
+    /// A device id the prefix makes is not a valid id.
+    #[error("device id: {0}")]
+    Id(#[from] fleet_core::IdError),
     /// Remediation settings out of range.
     #[error("remediation settings: {0}")]
     Policy(#[from] PolicyConfigError),
@@ -112,29 +127,24 @@ pub enum EngineError {
     Transport(String),
 }
 
-/// One device with what its card shows.
+/// What a device's card shows, beyond what the fleet engine holds.
 #[derive(Debug, Clone)]
 pub struct DeviceView {
-    /// The simulated device.
-    pub device: Device,
     /// Its recent curves and commands.
     pub series: Series,
     /// Commands it received.
     pub commands: u64,
     /// Whether its parameters differ from the fleet's.
     pub custom_params: bool,
-    next_due_ms: u64,
-    /// Send time of recent readings by `seq % SENT_RING`, for the round trip.
-    sent: [(u64, u64); SENT_RING],
-    /// Its telemetry topic, built once.
-    topic: String,
-    /// Its latest reading as sent, updated in place (the ids are cloned once, not per
-    /// reading).
-    reading: Telemetry,
 }
 
-/// Readings per device whose send time is kept to measure a command's round trip.
-const SENT_RING: usize = 64;
+/// Readings per device whose send time the fleet engine keeps for the round trip: a command
+/// answers within a few readings (in page, in the same frame).
+const ROUND_TRIP_WINDOW: usize = 8;
+
+/// Readings stepped between two looks at the frame's time budget: small enough that one
+/// chunk never overruns it much, big enough that the in-page cloud ingests in batches.
+pub const CHUNK: usize = 256;
 
 /// Round trips kept for the percentiles.
 const RTT_WINDOW: usize = 2048;
@@ -154,6 +164,10 @@ pub struct EngineStats {
     pub unreadable: u64,
     /// Devices started by the ramp-up so far.
     pub started: usize,
+    /// How far the fleet was behind the clock it was asked to reach, at the latest
+    /// [`advance`](Engine::advance), simulated ms: the age of its oldest reading due and
+    /// not taken (0: keeping up).
+    pub lag_ms: u64,
     /// The transport's counters.
     pub transport: TransportStats,
 }
@@ -188,33 +202,65 @@ impl LogEntry {
     }
 }
 
+impl From<fleet_engine::EngineError> for EngineError {
+    fn from(e: fleet_engine::EngineError) -> EngineError {
+        match e {
+            fleet_engine::EngineError::Params(p) => EngineError::Params(p),
+            _ => EngineError::Refused,
+        }
+    }
+}
+
+/// What builds a fleet's transport for its `(building, device)` list.
+type TransportBuilder<'a> =
+    dyn FnOnce(&[(BuildingId, DeviceId)]) -> Result<Box<dyn Transport>, String> + 'a;
+
 /// The fleet and its link to the cloud.
 pub struct Engine {
-    devices: Vec<DeviceView>,
-    index: HashMap<DeviceId, usize>,
+    fleet: fleet_engine::Engine,
+    views: Vec<DeviceView>,
     transport: Box<dyn Transport>,
-    origin_ms: u64,
-    ramp_per_s: u32,
-    started: usize,
     stats: EngineStats,
     rate_window: (u64, u64),
     rtts: VecDeque<u32>,
     log: VecDeque<LogEntry>,
     log_capacity: usize,
     inbound: Vec<Inbound>,
-    params: DeviceParams,
-    last_tick_ms: u64,
-    /// The payload being sent, reused reading after reading.
-    payload: String,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("devices", &self.devices.len())
+            .field("devices", &self.views.len())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
+}
+
+/// The fleet's devices: `{prefix}0001`, `{prefix}0002`, … with the seeded phases and noise
+/// of a [`Fleet`] of the same seed, over `buildings` round-robin or all in `building`. The
+/// ids are the page's (its namespace, ARCHITECTURE §4.8), never made up here.
+fn specs(config: &EngineConfig) -> Result<Vec<DeviceSpec>, EngineError> {
+    let mut id = String::with_capacity(config.id_prefix.len() + 8);
+    Fleet::variations(config.seed, DEFAULT_NOISE_AMPLITUDE)
+        .take(config.devices)
+        .enumerate()
+        .map(|(i, variation): (usize, FleetVariation)| {
+            use std::fmt::Write;
+            id.clear();
+            id.push_str(&config.id_prefix);
+            let _ = write!(id, "{:04}", i + 1);
+            Ok(DeviceSpec {
+                id: DeviceId::try_from(id.as_str())?,
+                building: match &config.building {
+                    Some(b) => b.clone(),
+                    None => Fleet::building(i, config.buildings),
+                },
+                variation,
+                shape: Shape::Current,
+            })
+        })
+        .collect()
 }
 
 impl Engine {
@@ -225,65 +271,53 @@ impl Engine {
         now_ms: u64,
         transport: impl FnOnce(&[(BuildingId, DeviceId)]) -> Result<Box<dyn Transport>, String>,
     ) -> Result<Engine, EngineError> {
-        let mut fleet = Fleet::new(config.seed, config.devices, config.buildings, config.params)?
-            .into_devices();
-        if config.id_prefix != "d-" || config.building.is_some() {
-            fleet = renamed(fleet, &config.id_prefix, config.building.as_ref())?;
-        }
-        let ids: Vec<(BuildingId, DeviceId)> = fleet
-            .iter()
-            .map(|d| (d.building().clone(), d.id().clone()))
-            .collect();
-        let transport = transport(&ids).map_err(EngineError::Transport)?;
-        let period_ms = config.params.update_period_ms();
-        let n = fleet.len().max(1) as u64;
-        let devices: Vec<DeviceView> = fleet
-            .into_iter()
-            .enumerate()
-            .map(|(i, device)| DeviceView {
-                topic: format!(
-                    "{}{}",
-                    config.topic_prefix,
-                    device.telemetry_topic(Shape::Current)
-                ),
-                reading: Telemetry::current(
-                    device.id().clone(),
-                    device.building().clone(),
-                    0,
-                    0,
-                    0.0,
-                    0.0,
-                ),
-                device,
-                series: Series::new(config.series_capacity),
-                commands: 0,
-                custom_params: false,
+        // One body for every kind of transport: the page builds three, and a copy of this
+        // per closure type cost kilobytes of its download.
+        Engine::build(config, now_ms, Box::new(transport))
+    }
+
+    fn build(
+        config: EngineConfig,
+        now_ms: u64,
+        transport: Box<TransportBuilder<'_>>,
+    ) -> Result<Engine, EngineError> {
+        let specs = specs(&config)?;
+        let fleet = fleet_engine::Engine::new(
+            fleet_engine::EngineConfig {
+                params: config.params,
                 // Spread over a period, so a frame steps a share of the fleet, not all of it.
-                next_due_ms: now_ms + period_ms * i as u64 / n,
-                sent: [(u64::MAX, 0); SENT_RING],
-            })
-            .collect();
-        let index = devices
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d.device.id().clone(), i))
-            .collect();
+                start: Start::Spread,
+                ramp_per_s: f64::from(config.ramp_per_s),
+                catch_up: CatchUp::Skip,
+                batch: 1,
+                topic_prefix: config.topic_prefix,
+                round_trip_window: ROUND_TRIP_WINDOW,
+                ..fleet_engine::EngineConfig::default()
+            },
+            &specs,
+            now_ms * 1000,
+        )?;
+        let ids: Vec<(BuildingId, DeviceId)> =
+            specs.into_iter().map(|s| (s.building, s.id)).collect();
+        let transport = transport(&ids).map_err(EngineError::Transport)?;
+        drop(ids);
+        let mut views = Vec::with_capacity(fleet.len());
+        // Built in place, not cloned: a clone of a series is code the page need not carry.
+        views.resize_with(fleet.len(), || DeviceView {
+            series: Series::new(config.series_capacity),
+            commands: 0,
+            custom_params: false,
+        });
         Ok(Engine {
-            devices,
-            index,
+            views,
+            fleet,
             transport,
-            origin_ms: now_ms,
-            ramp_per_s: config.ramp_per_s,
-            started: 0,
             stats: EngineStats::default(),
             rate_window: (now_ms, 0),
             rtts: VecDeque::with_capacity(RTT_WINDOW),
             log: VecDeque::new(),
             log_capacity: config.log_capacity.max(1),
             inbound: Vec::new(),
-            params: config.params,
-            last_tick_ms: now_ms,
-            payload: String::with_capacity(160),
         })
     }
 
@@ -293,17 +327,36 @@ impl Engine {
         pipeline: PipelineConfig,
         now_ms: u64,
     ) -> Result<Engine, EngineError> {
-        InPage::new(pipeline.clone(), config.devices)?;
-        Engine::new(config, now_ms, move |ids| {
-            InPage::new(pipeline, ids.len())
-                .map(|t| Box::new(t) as Box<dyn Transport>)
-                .map_err(|e| e.to_string())
+        // Built once, before the fleet: a bad setting is said before any device exists.
+        let transport = InPage::new(pipeline, config.devices)?;
+        Engine::new(config, now_ms, move |_| {
+            Ok(Box::new(transport) as Box<dyn Transport>)
         })
     }
 
-    /// The devices, in id order.
+    /// What the devices' cards show, in id order.
     pub fn devices(&self) -> &[DeviceView] {
-        &self.devices
+        &self.views
+    }
+
+    /// Device `i`'s id.
+    pub fn id(&self, i: usize) -> &str {
+        self.fleet.id(i)
+    }
+
+    /// Device `i`'s building.
+    pub fn building(&self, i: usize) -> &BuildingId {
+        self.fleet.building(i)
+    }
+
+    /// Device `i`'s parameters (`None` past the fleet).
+    pub fn device_params(&self, i: usize) -> Option<DeviceParams> {
+        (i < self.fleet.len()).then(|| *self.fleet.model(i).params())
+    }
+
+    /// Device `i`'s telemetry topic.
+    pub fn telemetry_topic(&self, i: usize) -> String {
+        self.fleet.telemetry_topic(i)
     }
 
     /// A device's connection state.
@@ -313,14 +366,14 @@ impl Engine {
 
     /// The fleet-wide parameters.
     pub fn params(&self) -> &DeviceParams {
-        &self.params
+        &self.fleet.config().params
     }
 
     /// Counters since start.
     pub fn stats(&self) -> EngineStats {
         EngineStats {
             transport: self.transport.stats(),
-            started: self.started,
+            started: self.fleet.started(),
             ..self.stats
         }
     }
@@ -358,22 +411,16 @@ impl Engine {
         &mut self,
         device: Option<usize>,
         params: DeviceParams,
-    ) -> Result<(), ParamsError> {
-        params.validate()?;
+    ) -> Result<(), EngineError> {
+        self.fleet.set_params(device, params)?;
         match device {
             Some(i) => {
-                if let Some(view) = self.devices.get_mut(i) {
-                    view.device.set_params(params)?;
-                    view.custom_params = params != self.params;
+                let fleet_wide = self.fleet.config().params;
+                if let Some(view) = self.views.get_mut(i) {
+                    view.custom_params = params != fleet_wide;
                 }
             }
-            None => {
-                self.params = params;
-                for view in &mut self.devices {
-                    view.device.set_params(params)?;
-                    view.custom_params = false;
-                }
-            }
+            None => self.views.iter_mut().for_each(|v| v.custom_params = false),
         }
         Ok(())
     }
@@ -389,15 +436,24 @@ impl Engine {
         self.route_inbound(now_ms);
     }
 
-    /// The clock of the latest [`tick`](Engine::tick).
+    /// The clock of the latest tick.
     pub fn now_ms(&self) -> u64 {
-        self.last_tick_ms
+        self.fleet.now_us() / 1000
+    }
+
+    /// Whether readings (or ramp-up starts) are due at or before `at_ms` and not taken.
+    fn due_by(&self, at_ms: u64) -> bool {
+        self.fleet
+            .next_deadline()
+            .is_some_and(|due| due <= at_ms.saturating_mul(1000))
     }
 
     /// Catches up with `target_ms` in ticks of `step_ms` (so a warm-up, or a frame at a high
-    /// speed-up, steps devices as often as their period asks), while `budget` says there is
-    /// time left in this frame. Returns the clock reached: `target_ms`, or less when the
-    /// budget ran out, in which case the next call goes on from there.
+    /// speed-up, steps devices as often as their period asks), [`CHUNK`] readings at a time,
+    /// while `budget` says there is time left in this frame (one chunk is always taken, so
+    /// the fleet moves on however busy the page). Returns the clock reached: `target_ms`, or
+    /// less when the budget ran out, in which case the next call goes on from there, and
+    /// [`EngineStats::lag_ms`] says how far behind `target_ms` the fleet is.
     pub fn advance(
         &mut self,
         target_ms: u64,
@@ -405,85 +461,67 @@ impl Engine {
         mut budget: impl FnMut() -> bool,
     ) -> u64 {
         let step = step_ms.max(1);
-        while self.last_tick_ms.saturating_add(step) < target_ms {
-            if !budget() {
-                return self.last_tick_ms;
+        let mut first = true;
+        loop {
+            let now = self.now_ms();
+            let at = if now.saturating_add(step) < target_ms {
+                now + step
+            } else {
+                target_ms
+            };
+            if at <= now && !self.due_by(at) {
+                break;
             }
-            self.tick(self.last_tick_ms + step);
+            if !first && !budget() {
+                break;
+            }
+            first = false;
+            self.chunk(at);
         }
-        if target_ms > self.last_tick_ms {
-            self.tick(target_ms);
-        }
-        self.last_tick_ms
+        self.stats.lag_ms = self.fleet.lag_us(target_ms.saturating_mul(1000)) / 1000;
+        self.now_ms()
     }
 
-    /// Starts the devices the ramp-up has reached, steps every started device whose reading
-    /// is due at `now_ms`, and handles what came back. Returns how many devices published.
+    /// Steps every device due at `now_ms` (the ramp-up's starts too), with no budget, and
+    /// handles what came back. Returns how many readings were published.
     pub fn tick(&mut self, now_ms: u64) -> usize {
-        self.last_tick_ms = self.last_tick_ms.max(now_ms);
-        self.ramp(now_ms);
-        let mut published = 0;
-        for i in 0..self.started {
-            let view = &mut self.devices[i];
-            if view.next_due_ms > now_ms {
-                continue;
-            }
-            let sample = view.device.step(now_ms);
-            view.series.push(Point {
-                seq: sample.seq,
-                ts: sample.ts,
-                temperature: sample.temperature,
-                counterfactual: sample.counterfactual_temperature,
-                humidity: sample.humidity,
+        let before = self.stats.published;
+        self.chunk(now_ms);
+        while self.due_by(now_ms) {
+            self.chunk(now_ms);
+        }
+        self.stats.lag_ms = 0;
+        (self.stats.published - before) as usize
+    }
+
+    /// One tick of at most [`CHUNK`] readings at `now_ms`: opens the connections of the
+    /// devices the ramp-up started, keeps the readings for the cards, publishes the
+    /// messages, and handles what came back.
+    fn chunk(&mut self, now_ms: u64) {
+        let now_ms = now_ms.max(self.now_ms());
+        let tick = self.fleet.tick_at_most(now_ms * 1000, CHUNK);
+        for i in tick.started {
+            self.transport.open(now_ms, i);
+        }
+        for r in self.fleet.readings() {
+            let s = &r.sample;
+            self.views[r.device].series.push(Point {
+                seq: s.seq,
+                ts: s.ts,
+                temperature: s.temperature,
+                counterfactual: s.counterfactual_temperature,
+                humidity: s.humidity,
             });
-            view.sent[(sample.seq % SENT_RING as u64) as usize] = (sample.seq, now_ms);
-            let period = view.device.params().update_period_ms();
-            // Due again one period later; after a pause, a period from now rather than a burst
-            // of the readings missed.
-            let next = view.next_due_ms + period;
-            view.next_due_ms = if next <= now_ms {
-                now_ms + period
-            } else {
-                next
-            };
-            // No allocation per reading: the topic was built once, the reading is updated in
-            // place and encoded into the engine's buffer.
-            let reading = &mut view.reading;
-            reading.seq = Some(sample.seq);
-            reading.ts = Some(sample.ts);
-            reading.temperature = sample.temperature;
-            reading.humidity = sample.humidity;
-            encode_telemetry_into(reading, &mut self.payload);
-            if self
-                .transport
-                .publish(now_ms, i, &view.topic, self.payload.as_bytes())
-                == Sent::Queued
-            {
+        }
+        let mut published = 0;
+        for m in self.fleet.messages() {
+            if self.transport.publish(now_ms, m.device, m.topic, m.payload) == Sent::Queued {
                 published += 1;
             }
         }
-        self.stats.published += published as u64;
+        self.stats.published += published;
         self.poll(now_ms);
         self.measure_rate(now_ms);
-        published
-    }
-
-    fn ramp(&mut self, now_ms: u64) {
-        let n = self.devices.len();
-        while self.started < n {
-            let due = match self.ramp_per_s {
-                0 => self.origin_ms,
-                rate => self.origin_ms + self.started as u64 * 1000 / u64::from(rate),
-            };
-            if due > now_ms {
-                break;
-            }
-            let i = self.started;
-            self.transport.open(now_ms, i);
-            let view = &mut self.devices[i];
-            view.next_due_ms = view.next_due_ms.max(now_ms);
-            self.started += 1;
-        }
     }
 
     fn measure_rate(&mut self, now_ms: u64) {
@@ -500,8 +538,18 @@ impl Engine {
         let mut inbound = std::mem::take(&mut self.inbound);
         for message in inbound.drain(..) {
             match Topic::parse(&message.topic) {
+                // The page's devices speak the current shape only: the fleet engine's legacy
+                // path is never linked into the page.
                 Ok(Topic::Command { device, .. }) => {
-                    self.deliver(&device, &message.payload, now_ms)
+                    match self.fleet.receive_command(
+                        now_ms * 1000,
+                        Via::Any,
+                        device.as_str(),
+                        &message.payload,
+                    ) {
+                        Received::Applied(applied) => self.applied(applied, now_ms),
+                        _ => self.stats.unreadable += 1,
+                    }
                 }
                 Ok(Topic::Alarms) => match AlarmNotice::from_json(&message.payload) {
                     Ok(notice) => {
@@ -510,37 +558,27 @@ impl Engine {
                     }
                     Err(_) => self.stats.unreadable += 1,
                 },
-                // Legacy commands have no taker here: the page's devices speak the current
-                // protocol.
                 _ => self.stats.unreadable += 1,
             }
         }
         self.inbound = inbound;
     }
 
-    /// What a subscribed device does with a message on its command topic.
-    fn deliver(&mut self, device: &DeviceId, payload: &[u8], now_ms: u64) {
-        let ctx = ParseContext::new(now_ms);
-        let (Some(&i), Ok(command)) = (self.index.get(device), parse_command(payload, &ctx)) else {
-            self.stats.unreadable += 1;
-            return;
-        };
-        let view = &mut self.devices[i];
-        view.device.apply(&command, now_ms);
+    /// What the card and the log show of a command a device carried out.
+    fn applied(&mut self, applied: Applied, now_ms: u64) {
+        let i = applied.device;
+        let view = &mut self.views[i];
         view.series.mark(Marker {
             at_ms: now_ms,
-            seq: view.device.next_seq(),
-            action: command.action,
+            seq: self.fleet.model(i).next_seq(),
+            action: applied.action,
         });
         view.commands += 1;
-        let rtt_ms = command.reading_seq.and_then(|seq| {
-            let (sent_seq, sent_at) = view.sent[(seq % SENT_RING as u64) as usize];
-            (sent_seq == seq).then(|| now_ms.saturating_sub(sent_at))
-        });
+        let rtt_ms = applied.round_trip_us.map(|us| us / 1000);
         let entry = LogEntry::Command {
             at_ms: now_ms,
-            device: device.to_string(),
-            action: command.action,
+            device: self.fleet.id(i).to_owned(),
+            action: applied.action,
             temperature: view.series.last().map(|p| p.temperature),
             rtt_ms,
         };
@@ -560,29 +598,6 @@ impl Engine {
         }
         self.log.push_back(entry);
     }
-}
-
-/// The same devices (phases, noise) with ids `{prefix}0001`, `{prefix}0002`, …, in their
-/// own buildings or all in `building`.
-fn renamed(
-    fleet: Vec<Device>,
-    prefix: &str,
-    building: Option<&BuildingId>,
-) -> Result<Vec<Device>, EngineError> {
-    fleet
-        .into_iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let id = DeviceId::try_from(format!("{prefix}{:04}", i + 1).as_str())
-                .map_err(|e| EngineError::Transport(e.to_string()))?;
-            Ok(Device::new(
-                id,
-                building.unwrap_or(d.building()).clone(),
-                *d.params(),
-                *d.variation(),
-            )?)
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -648,24 +663,25 @@ mod tests {
 
     #[test]
     fn a_prefix_renames_the_devices_and_keeps_their_series() {
-        let plain = in_page(EngineConfig::default(), T0);
-        let named = in_page(
+        let mut plain = in_page(EngineConfig::default(), T0);
+        let mut named = in_page(
             EngineConfig {
                 id_prefix: "w1a2b-".to_owned(),
                 ..EngineConfig::default()
             },
             T0,
         );
-        let ids: Vec<String> = named
-            .devices()
-            .iter()
-            .map(|d| d.device.id().to_string())
-            .collect();
-        assert_eq!(ids[0], "w1a2b-0001");
-        assert_eq!(ids[11], "w1a2b-0012");
-        for (a, b) in plain.devices().iter().zip(named.devices()) {
-            assert_eq!(a.device.variation(), b.device.variation());
-            assert_eq!(a.device.building(), b.device.building());
+        assert_eq!(named.id(0), "w1a2b-0001");
+        assert_eq!(named.id(11), "w1a2b-0012");
+        assert_eq!(plain.id(11), "d-0012");
+        // The same phases and noise: the same first readings, in the same buildings.
+        plain.tick(T0 + 2_000);
+        named.tick(T0 + 2_000);
+        for i in 0..12 {
+            assert_eq!(plain.building(i), named.building(i));
+            let first = |e: &Engine| e.devices()[i].series.points().next().copied();
+            assert!(first(&plain).is_some());
+            assert_eq!(first(&plain), first(&named));
         }
         let bad = Engine::in_page(
             EngineConfig {
@@ -675,7 +691,7 @@ mod tests {
             PipelineConfig::default(),
             T0,
         );
-        assert!(matches!(bad, Err(EngineError::Transport(_))));
+        assert!(matches!(bad, Err(EngineError::Id(_))), "{bad:?}");
     }
 
     #[test]
@@ -690,14 +706,9 @@ mod tests {
             },
             T0,
         );
-        assert!(
-            engine
-                .devices()
-                .iter()
-                .all(|d| d.device.building() == &building)
-        );
+        assert!((0..12).all(|i| engine.building(i) == &building));
         assert_eq!(
-            engine.devices()[0].topic,
+            engine.telemetry_topic(0),
             "dt/monitoring/browser/w1a2b-0001/telemetry"
         );
         // The in-page cloud takes their readings and remediates them as any others.
@@ -789,24 +800,65 @@ mod tests {
     #[test]
     fn advance_catches_up_in_steps_and_stops_when_the_budget_runs_out() {
         let mut engine = in_page(EngineConfig::default(), T0);
-        // A budget of 100 steps of 50 ms: 5 s of the 60 s asked for.
+        // A budget of 100 steps of 50 ms after the first, which is always taken: 5.05 s of
+        // the 60 s asked for.
         let mut left = 100;
         let reached = engine.advance(T0 + 60_000, 50, || {
             left -= 1;
             left >= 0
         });
-        assert_eq!(reached, T0 + 5_000);
+        assert_eq!(reached, T0 + 5_050);
         assert_eq!(engine.now_ms(), reached);
         let early = engine.stats().published;
         // 12 devices, every 2 s, for 5 s: two or three readings each.
         assert!((24..=36).contains(&early), "{early}");
+        // Behind by the age of the oldest reading due: at most a period past what was reached.
+        let lag = engine.stats().lag_ms;
+        assert!(
+            (60_000 - 5_050 - 2_000..=60_000 - 5_050).contains(&lag),
+            "{lag}"
+        );
         // The rest, with no limit: every device stepped as its period asks, no burst.
         assert_eq!(engine.advance(T0 + 60_000, 50, || true), T0 + 60_000);
+        assert_eq!(engine.stats().lag_ms, 0);
         let all = engine.stats().published;
         assert!((12 * 30..=12 * 31).contains(&all), "{all}");
         // Asking for the past does nothing.
         assert_eq!(engine.advance(T0, 50, || true), T0 + 60_000);
         assert_eq!(engine.stats().published, all);
+    }
+
+    #[test]
+    fn a_big_fleet_steps_a_chunk_per_look_at_the_budget_and_reports_its_lag() {
+        let mut engine = in_page(
+            EngineConfig {
+                devices: 1_000,
+                series_capacity: 4,
+                ..EngineConfig::default()
+            },
+            T0,
+        );
+        // Spread over 2 s (device i due at 2i ms), each device reads once by T0 + 2 s.
+        assert_eq!(engine.tick(T0), 1);
+        // A frame out of time takes one chunk.
+        assert_eq!(engine.advance(T0 + 1_999, u64::MAX, || false), T0 + 1_999);
+        assert_eq!(engine.stats().published, 1 + CHUNK as u64);
+        // Device 257 was due at 514 ms: the fleet is that far behind.
+        assert_eq!(engine.stats().lag_ms, 1_999 - 514);
+        // Each look at the budget that says yes takes one more chunk.
+        let mut looks = 0;
+        engine.advance(T0 + 1_999, u64::MAX, || {
+            looks += 1;
+            looks <= 1
+        });
+        assert_eq!(engine.stats().published, 1 + 3 * CHUNK as u64);
+        assert_eq!(engine.stats().lag_ms, 1_999 - 2 * 769);
+        // Time enough: caught up, every reading taken once, none skipped or doubled.
+        engine.advance(T0 + 1_999, u64::MAX, || true);
+        assert_eq!(engine.stats().lag_ms, 0);
+        assert_eq!(engine.stats().published, 1_000);
+        assert!(engine.devices().iter().all(|d| d.series.len() == 1));
+        assert_eq!(engine.stats().transport.acked, 1_000);
     }
 
     #[test]

@@ -10,8 +10,10 @@
 //!   second; the only thing the components read.
 //! - [`chart`]: a device card's plotters chart on its canvas (temperature, dashed
 //!   counterfactual, band edges, command marks).
-//! - [`engine`]: the in-page mode: a fleet on an in-page bus with the same worker,
-//!   remediation and alarm logic as the stack, stepped once per animation frame.
+//! - [`engine`]: the page's driver of the shared fleet engine (`fleet-engine`): stepped once
+//!   per animation frame within a time budget, reporting its lag behind real time, through
+//!   any transport (the in-page bus with the stack's worker, remediation and alarm logic,
+//!   or MQTT per device or per gateway).
 //! - [`series`]: what a device card draws (curves, counterfactual, command markers).
 //! - [`identity`]: who the page is to a broker: its namespace of devices, client ids,
 //!   credential and, on AWS, its one building (ARCHITECTURE §4.8).
@@ -24,8 +26,9 @@
 //! steps.
 //!
 //! # Key decision
-//! The simulation has no timer per device and no DOM in it: [`engine::Engine::tick`] is
-//! called once per frame with the frame's clock and steps every device that is due. So a
+//! The simulation has no timer per device and no DOM in it: [`engine::Engine::advance`] is
+//! called once per frame with the frame's clock and steps the devices that are due, as many
+//! as the frame's budget allows (reporting the lag when that is not all). So a hundred
 //! thousand devices cost one loop per frame, the same code runs under `cargo test`, and the
 //! UI only reads what the engine holds.
 

@@ -170,7 +170,7 @@ impl Snapshot {
         let all = engine.devices();
         self.devices.truncate(all.len());
         for (i, d) in all.iter().enumerate() {
-            let id = d.device.id().as_str();
+            let id = engine.id(i);
             if i == self.devices.len() {
                 self.devices.push(DeviceSnap {
                     id: Arc::from(id),

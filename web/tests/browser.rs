@@ -9,9 +9,10 @@
 
 use fleet_clock::now_ms;
 use fleet_core::DeviceParams;
+use fleet_web::engine::LogEntry;
 use fleet_web::engine::{Engine, EngineConfig};
 use fleet_web::identity::{Login, PageIdentity};
-use fleet_web::transport::mqtt::{Connector, LinkKey, MqttTransport, SocketEvent};
+use fleet_web::transport::mqtt::{Connections, Connector, LinkKey, MqttTransport, SocketEvent};
 use fleet_web::transport::websocket::WsConnector;
 use fleet_web::transport::{LinkState, Transport};
 use wasm_bindgen::JsCast;
@@ -131,6 +132,12 @@ async fn the_app_runs_an_in_page_fleet_and_stops_at_once() {
     );
     assert!(!query_all("[data-testid=log] li").is_empty());
     assert_eq!(text("stats-rtt"), "0 / 0 ms");
+    // The warm-up is through: the fleet keeps up with its clock, and says so.
+    assert!(
+        eventually(10_000, || text("stats-lag") == "0.0 s").await,
+        "lag: {}",
+        text("stats-lag")
+    );
 
     // A fleet-wide parameter applies to the running fleet.
     let velocity: web_sys::HtmlInputElement = query_all("[data-testid=param-velocity]")
@@ -191,8 +198,20 @@ async fn the_app_runs_an_in_page_fleet_and_stops_at_once() {
     );
 }
 
-/// A fleet of `devices` fast, wide-swinging devices of `identity` on the stack.
+/// A fleet of `devices` fast, wide-swinging devices of `identity` on the stack, one
+/// connection each.
 fn fleet_on_the_stack(identity: &PageIdentity, devices: usize) -> Engine {
+    fleet_through(identity, devices, 3, Connections::PerDevice)
+}
+
+/// A fleet of `devices` fast, wide-swinging devices of `identity` over `buildings`, on the
+/// stack through `connections`.
+fn fleet_through(
+    identity: &PageIdentity,
+    devices: usize,
+    buildings: usize,
+    connections: Connections,
+) -> Engine {
     let params = DeviceParams {
         velocity: 3.0,
         update_frequency_s: 0.1,
@@ -200,11 +219,13 @@ fn fleet_on_the_stack(identity: &PageIdentity, devices: usize) -> Engine {
     };
     let config = identity.engine_config(EngineConfig {
         devices,
+        buildings,
         params,
         ramp_per_s: 0,
         ..EngineConfig::default()
     });
-    let mqtt = identity.mqtt_config(broker());
+    let mut mqtt = identity.mqtt_config(broker());
+    mqtt.connections = connections;
     Engine::new(config, now_ms(), |ids| {
         let t = MqttTransport::new(mqtt, WsConnector::new(), ids, now_ms())
             .map_err(|e| e.to_string())?;
@@ -219,10 +240,7 @@ async fn a_websocket_to_the_local_stack_carries_readings_and_commands() {
     let mut engine = fleet_on_the_stack(&identity, 3);
     // The devices are the namespace's.
     let ns = identity.namespace().as_str();
-    assert_eq!(
-        engine.devices()[0].device.id().as_str(),
-        format!("{ns}-0001")
-    );
+    assert_eq!(engine.id(0), format!("{ns}-0001"));
     let until = now_ms() + 15_000;
     while now_ms() < until
         && (engine.stats().commands == 0 || engine.stats().transport.links_up < 3)
@@ -243,6 +261,95 @@ async fn a_websocket_to_the_local_stack_carries_readings_and_commands() {
     assert_eq!(engine.problem(), None);
     engine.close(now_ms());
     assert_eq!(engine.link(0), LinkState::Idle);
+}
+
+#[wasm_bindgen_test]
+async fn through_gateways_each_command_reaches_the_namespace_device_it_names() {
+    // 12 devices in 3 buildings on 2 gateway connections, which subscribe to their
+    // buildings' command wildcards: every command the stack sends there arrives through a
+    // shared connection, and the page's fleet engine hands it to the device it names.
+    let identity = issued();
+    let ns = identity.namespace().as_str().to_owned();
+    let mut engine = fleet_through(&identity, 12, 3, Connections::Gateways(2));
+    assert!((0..12).all(|i| engine.id(i) == format!("{ns}-{:04}", i + 1)));
+    let until = now_ms() + 20_000;
+    let commanded = |e: &Engine| e.devices().iter().filter(|d| d.commands > 0).count();
+    while now_ms() < until && commanded(&engine) < 3 {
+        engine.tick(now_ms());
+        sleep(10).await;
+    }
+    let stats = engine.stats();
+    assert!(
+        commanded(&engine) >= 3,
+        "commands reached {} devices: {stats:?} {:?}",
+        commanded(&engine),
+        engine.problem()
+    );
+    assert_eq!(stats.transport.links_up, 12);
+    // Nothing arrived that the page could not read or that was for no device of its own.
+    assert_eq!(stats.unreadable, 0, "{stats:?}");
+    // Each device counted exactly the commands the log shows for its id.
+    let logged = |id: &str| {
+        engine
+            .log()
+            .filter(|e| matches!(e, LogEntry::Command { device, .. } if device == id))
+            .count() as u64
+    };
+    assert!(engine.log().len() < 200, "the log kept every command");
+    for i in 0..12 {
+        assert_eq!(
+            engine.devices()[i].commands,
+            logged(engine.id(i)),
+            "device {i}"
+        );
+    }
+    assert_eq!(
+        engine.devices().iter().map(|d| d.commands).sum::<u64>(),
+        stats.commands
+    );
+    // A command marks the card of the device it reached.
+    let marked = engine
+        .devices()
+        .iter()
+        .filter(|d| d.series.markers().next().is_some())
+        .count();
+    assert_eq!(marked, commanded(&engine));
+    engine.close(now_ms());
+}
+
+#[wasm_bindgen_test]
+fn a_fleet_out_of_frame_time_reports_its_lag_and_catches_up() {
+    // 20,000 devices at ten readings a second each, on the browser's clock: far more than a
+    // frame's budget steps at once.
+    let now = now_ms();
+    let params = DeviceParams {
+        update_frequency_s: 0.1,
+        ..DeviceParams::default()
+    };
+    let config = EngineConfig {
+        devices: 20_000,
+        params,
+        series_capacity: 4,
+        ..EngineConfig::default()
+    };
+    let mut engine =
+        Engine::in_page(config, fleet_pipeline::PipelineConfig::default(), now).unwrap();
+    assert_eq!(engine.tick(now), 200);
+    // A frame with no time left takes one chunk of readings: the rest of the 100 ms due
+    // are late, and the engine says by how much.
+    engine.advance(now + 100, u64::MAX, || false);
+    let lag = engine.stats().lag_ms;
+    assert!(lag > 0 && lag <= 100, "lag {lag} ms");
+    // Frames with time: caught up, lag 0.
+    while engine.stats().lag_ms > 0 {
+        engine.advance(now + 100, u64::MAX, || true);
+    }
+    assert_eq!(engine.stats().lag_ms, 0);
+    // Spread over the 100 ms period, 200 devices a millisecond: the first 200 read at the
+    // start and again at 100 ms, every other device once; none twice, none skipped.
+    assert_eq!(engine.stats().published, 20_000 + 200);
+    assert_eq!(fleet_web::app::lag_text(lag), format!("0.{} s", lag / 100));
+    assert_eq!(fleet_web::app::lag_text(12_345), "12.3 s");
 }
 
 /// Ticks `engine` until it reports a problem (or 10 s pass); returns it.

@@ -102,8 +102,8 @@ fn five_thousand_devices_over_ten_gateways_for_a_minute() {
         }
     }
     assert_eq!(decided.values().sum::<u64>(), stats.commands);
-    for d in engine.devices() {
-        let id = d.device.id().to_string();
+    for (i, d) in engine.devices().iter().enumerate() {
+        let id = engine.id(i).to_owned();
         assert_eq!(
             d.commands,
             decided.get(&id).copied().unwrap_or(0),

@@ -264,6 +264,17 @@ impl Engine {
         self.schedule.next_deadline()
     }
 
+    /// How far behind `now_us` the fleet is, µs: the age of its oldest work due and not done
+    /// (a device's reading, or the ramp-up's next start), 0 when nothing is overdue. A
+    /// caller that ticks at `now_us` with no limit is never behind; one that steps a budget
+    /// at a time ([`tick_at_most`](Engine::tick_at_most)) reports this as its lag behind
+    /// real time.
+    pub fn lag_us(&self, now_us: u64) -> u64 {
+        self.schedule
+            .next_deadline()
+            .map_or(0, |due| now_us.saturating_sub(due))
+    }
+
     /// Sets the parameters of device `i`, or (`None`) of every device, overriding every
     /// per-device setting. The step counter and the next deadline are kept; the next period
     /// is the new one's.
@@ -295,6 +306,17 @@ impl Engine {
     /// The readings and messages stay readable ([`readings`](Engine::readings),
     /// [`messages`](Engine::messages)) until the next tick or flush.
     pub fn tick(&mut self, now_us: u64) -> Tick {
+        self.tick_at_most(now_us, usize::MAX)
+    }
+
+    /// [`tick`](Engine::tick), stepping at most `max_readings` of the devices due (the
+    /// earliest first): for a caller with a time budget (the page, per animation frame),
+    /// which calls again until [`lag_us`](Engine::lag_us) says nothing due is left. The
+    /// devices left over stay due; with [`CatchUp::Skip`](crate::CatchUp::Skip) one stepped
+    /// a period or more late reads once and resumes a period later, so a caller that keeps
+    /// falling behind publishes less than real time asks, and [`lag_us`](Engine::lag_us)
+    /// says by how much it is behind.
+    pub fn tick_at_most(&mut self, now_us: u64, max_readings: usize) -> Tick {
         let now_us = now_us.max(self.now_us);
         self.now_us = now_us;
         self.readings.clear();
@@ -302,7 +324,9 @@ impl Engine {
         self.slots.clear();
         let started = self.schedule.ramp(now_us, period_us(&self.config.params));
         let now_ms = now_us / 1000;
-        while let Some((due, i)) = self.schedule.pop_due(now_us) {
+        while self.readings.len() < max_readings
+            && let Some((due, i)) = self.schedule.pop_due(now_us)
+        {
             let model = &mut self.models[i];
             let sample = model.step(now_ms);
             let period = period_us(model.params());
@@ -785,6 +809,35 @@ mod tests {
         e.set_params(None, fast).unwrap();
         assert_eq!(e.config().params, fast);
         assert_eq!(e.model(0).params(), &fast);
+    }
+
+    #[test]
+    fn a_limited_tick_leaves_the_rest_due_and_the_lag_says_how_late_it_is() {
+        let mut e = engine(10, EngineConfig::default());
+        assert_eq!(e.lag_us(T0), 0);
+        assert_eq!(
+            e.lag_us(T0 + S),
+            S,
+            "nothing started yet: the ramp is a second late"
+        );
+        let tick = e.tick_at_most(T0 + S, 4);
+        assert_eq!((tick.started, tick.readings, tick.messages), (0..10, 4, 4));
+        let devices: Vec<usize> = e.messages().map(|m| m.device).collect();
+        assert_eq!(devices, [0, 1, 2, 3], "the earliest due first, in id order");
+        // Six devices were due at T0 + 1 s and still are.
+        assert_eq!(e.lag_us(T0 + S), 0, "due at this instant is not late yet");
+        assert_eq!(e.lag_us(T0 + 3 * S / 2), S / 2);
+        assert_eq!(e.tick_at_most(T0 + 3 * S / 2, 4).readings, 4);
+        assert_eq!(e.tick_at_most(T0 + 3 * S / 2, 4).readings, 2);
+        assert_eq!(e.tick_at_most(T0 + 3 * S / 2, 4).readings, 0);
+        assert_eq!(e.lag_us(T0 + 3 * S / 2), 0);
+        // Every device read once, each with its own seq 0.
+        assert_eq!(e.stats().readings, 10);
+        assert!((0..10).all(|i| e.model(i).next_seq() == 1));
+        // Less than a period late, the late ones keep their schedule: all due again together.
+        assert_eq!(e.next_deadline(), Some(T0 + 3 * S));
+        assert_eq!(e.tick(T0 + 3 * S).readings, 10);
+        assert_eq!(e.lag_us(T0 + 100 * S), 95 * S);
     }
 
     #[test]

@@ -23,7 +23,9 @@
 //!   ([`Via::Device`]). At stop, [`flush`](Engine::flush) sends what batches hold.
 //! - **`fleet bench`** per timer too, with [`CatchUp::Burst`] so the offered load stays the
 //!   rate asked for.
-//! - **The page** per animation frame: it ticks (in steps, to catch up after a warm-up),
+//! - **The page** per animation frame: it ticks (in steps, to catch up after a warm-up, and
+//!   [`tick_at_most`](Engine::tick_at_most) a budget of readings at a time, reporting
+//!   [`lag_us`](Engine::lag_us) when the frame's time runs out),
 //!   draws the [`readings`](Engine::readings), and gives its transport the messages.
 //!
 //! # Layout
