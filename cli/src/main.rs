@@ -21,6 +21,7 @@ mod aws;
 mod bench;
 mod certs;
 mod demo;
+mod links;
 mod local;
 mod logging;
 mod sim;
