@@ -75,6 +75,9 @@ setup_aws() {
   venv_tool sam 'aws-sam-cli>=1.130,<2' sam
   venv_tool checkov 'checkov>=3.2,<4' checkov
   venv_tool moto 'moto[server]>=5.0,<6' moto_server
+  # The Kubernetes manifests in deploy/k8s/ against the API's own schemas, offline
+  # (scripts/deploy-lint.sh).
+  venv_tool kubernetes-validate 'kubernetes-validate>=1.30,<2' kubernetes-validate
 }
 
 # `sam build` (scripts/sam-build.sh, opt-in): cargo-lambda, which cross-compiles the

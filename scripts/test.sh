@@ -16,8 +16,8 @@ step "tests" cargo test --workspace --locked
 # The core, the MQTT session, the fleet engine and the clock must stay portable to the browser.
 step "wasm32 build" cargo build --locked --target wasm32-unknown-unknown \
   -p fleet-core -p fleet-mqtt -p fleet-engine -p fleet-clock -p fleet-sigv4 -p fleet-web
-step "wasm32 clippy" cargo clippy --locked --target wasm32-unknown-unknown -p fleet-web \
-  --all-targets -- -D warnings
+step "wasm32 clippy" bash -c 'cargo clippy --locked --target wasm32-unknown-unknown -p fleet-web --all-targets -- -D warnings &&
+  cargo clippy --locked --target wasm32-unknown-unknown -p fleet-core --test number_wasm -- -D warnings'
 # The AWS mode is on by default (web/Cargo.toml); the page without it must still build.
 step "web without the aws feature" bash -c 'cargo clippy --locked -p fleet-web --all-targets --no-default-features -- -D warnings &&
   cargo clippy --locked --target wasm32-unknown-unknown -p fleet-web --lib --no-default-features -- -D warnings'
@@ -26,6 +26,8 @@ step "web without the aws feature" bash -c 'cargo clippy --locked -p fleet-web -
 step "wasm browser tests" scripts/wasm-test.sh
 step "browser tests" scripts/e2e.sh
 step "template lint" scripts/template-lint.sh
+# The shards' Kubernetes Job, ECS template and image (deploy/): schemas, cfn-lint, checkov.
+step "deploy lint" scripts/deploy-lint.sh
 step "workflow lint" scripts/workflow-lint.sh
 step "fuzz" scripts/fuzz.sh "${FLEET_FUZZ_SECONDS:-30}"
 printf '\nAll checks passed in %ss.\n' "$((SECONDS - start))"

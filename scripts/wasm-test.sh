@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the web crate's browser tests (web/tests/browser.rs) with wasm-bindgen-test in
 # headless Chromium: the components, and the WebSocket glue against a real `fleet local`
-# that this script starts on free loopback ports and stops at the end.
+# that this script starts on free loopback ports and stops at the end; then fleet-core's
+# number parsing as the browser does it (crates/core/tests/number_wasm.rs).
 #
 # The stack lets only pages of allowed origins open its WebSocket, and only with a
 # credential it issued (ARCHITECTURE §4.8). The test page is served by
@@ -52,3 +53,7 @@ FLEET_TEST_WS=$ws FLEET_TEST_NS=$ns FLEET_TEST_PASSWORD=$password \
   WASM_BINDGEN_TEST_ADDRESS=127.0.0.1:$page_port WASM_BINDGEN_TEST_TIMEOUT=90 \
   CHROMEDRIVER=$(command -v chromedriver) \
   cargo test --locked --target wasm32-unknown-unknown -p fleet-web --test browser
+
+# fleet_core::number in the browser, where it is parseFloat, against Rust's own parser.
+CHROMEDRIVER=$(command -v chromedriver) \
+  cargo test --locked --target wasm32-unknown-unknown -p fleet-core --test number_wasm

@@ -8,7 +8,9 @@
 //! - `demo`: the whole monitoring → remediation loop in one process, on a simulated clock.
 //! - `local`: the local stack (`fleet-local`) and its device certificates.
 //! - `logging`: JSON or text logs, with the original CLI's levels.
-//! - `sim`: a fleet of devices over real MQTT (`fleet-client`).
+//! - `sim`: a fleet of devices over real MQTT (`fleet-client`); `shard`: which part of a
+//!   fleet one `sim` process runs; `metrics`: what it counts and measures, and its
+//!   Prometheus endpoint; `report`: its JSON report and `fleet report merge`.
 //! - `bench`: load through a `fleet local` process, measured in its database.
 //!
 //! # Key decision
@@ -24,6 +26,9 @@ mod demo;
 mod links;
 mod local;
 mod logging;
+mod metrics;
+mod report;
+mod shard;
 mod sim;
 
 use std::process::ExitCode;
@@ -73,6 +78,9 @@ enum Command {
     /// and writes the files `fleet sim --cert-dir` loads; `deprovision` removes them.
     /// `publish-page` uploads the web app to a stack's page hosting.
     Aws(aws::AwsArgs),
+    /// Reports of `fleet sim --report`: `merge` combines a fleet's shards' reports into
+    /// one (counters summed, HDR histograms added exactly) and prints the summary.
+    Report(report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +91,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim::run(*args),
         Command::Bench(args) => bench::run(*args),
         Command::Aws(args) => aws::run(args),
+        Command::Report(args) => report::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

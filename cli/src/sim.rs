@@ -19,13 +19,19 @@
 //! array, §4.3): on AWS a message costs the same whatever it holds, so this divides the
 //! per-message part of the bill by N, and a command can come up to N readings later. What
 //! is buffered is published at shutdown, so stopping loses nothing.
+//!
+//! With `--shard I/N` the process runs its part of the `--devices` fleet (`shard`); with
+//! `--metrics ADDR` it serves Prometheus metrics while it runs, and with `--report FILE` it
+//! writes a JSON report when it stops (`metrics`, `report`), also on Ctrl-C or SIGTERM, as
+//! Kubernetes and ECS stop a container.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -46,6 +52,9 @@ use crate::args::DeviceArgs;
 use crate::certs::{DeviceCertDir, DeviceTls};
 use crate::links::{self, ConnectionSetting, Limits, Plan};
 use crate::logging::{self, LogFormat, LogLevel};
+use crate::metrics::{Prom, Recorder};
+use crate::report::{self, FleetKey, Latency, Report};
+use crate::shard::Shard;
 
 /// Flags of `fleet sim`.
 #[derive(Debug, Clone, Args)]
@@ -100,9 +109,24 @@ pub struct SimArgs {
     /// connection.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["cert", "key"])]
     pub cert_dir: Option<PathBuf>,
-    /// Number of devices.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// Number of devices: the whole fleet's, also with --shard (each shard runs its part).
+    /// At most 100,000 in one process.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=MAX_FLEET))]
     pub devices: u32,
+    /// Run shard I of N (I from 0, as a Kubernetes Indexed Job's JOB_COMPLETION_INDEX): the
+    /// devices at indexes devices·I/N up to devices·(I+1)/N, with the fleet's ids and
+    /// curves. Shards of one fleet give the same --devices and --seed.
+    #[arg(long, env = "FLEET_SHARD", value_name = "I/N")]
+    pub shard: Option<Shard>,
+    /// Serve Prometheus metrics at http://ADDR/metrics while running (counters and latency
+    /// histograms, labelled with the shard), e.g. 127.0.0.1:9464. Off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Write a JSON report here when the run stops (also on Ctrl-C or SIGTERM): the shard
+    /// and its id range, the counters, and the latencies as HDR histograms with their
+    /// percentiles. `fleet report merge` combines the shards' reports.
+    #[arg(long, env = "FLEET_REPORT", value_name = "FILE")]
+    pub report: Option<PathBuf>,
     /// Building of the devices (the original used 1).
     #[arg(long, default_value = "1")]
     pub building: String,
@@ -161,23 +185,11 @@ pub struct SimArgs {
     pub basic_ingest: Option<String>,
 }
 
-/// What the fleet did.
-#[derive(Debug, Default, Clone)]
-struct Totals {
-    /// Devices started.
-    devices: usize,
-    /// Connections started.
-    connections: usize,
-    /// Readings published (in `messages` messages).
-    sent: u64,
-    /// Readings acknowledged (their message was).
-    acked: u64,
-    /// Messages published.
-    messages: u64,
-    commands: BTreeMap<&'static str, u64>,
-    reconnects: u64,
-    round_trips_ms: Vec<f64>,
-}
+/// The largest fleet `--devices` takes (sharded over processes).
+const MAX_FLEET: i64 = 10_000_000;
+
+/// The most devices one process runs (one shard).
+const MAX_PER_PROCESS: usize = 100_000;
 
 pub fn run(args: SimArgs) -> Result<()> {
     logging::init(args.log_level, args.log_format);
@@ -194,7 +206,8 @@ pub fn run(args: SimArgs) -> Result<()> {
     }
     check_batch(&args)?;
     let topic_prefix = basic_ingest_prefix(&args)?;
-    let devices = build_fleet(&args, &building)?;
+    let range = shard_range(&args)?;
+    let devices = build_fleet(&args, &building, range.clone())?;
     let plan = connection_plan(&args, &url, &devices)?;
     if let Some(tls) = &tls {
         tls.check(devices.iter().map(|d| &d.id))?;
@@ -211,15 +224,64 @@ pub fn run(args: SimArgs) -> Result<()> {
     // Checked before the setup is printed: a bad fleet fails without starting.
     let engine =
         Engine::new(config, &devices, fleet_clock::now_us()).context("invalid fleet settings")?;
+    let shard = args.shard.unwrap_or(Shard::WHOLE).to_string();
+    let key = FleetKey {
+        devices: args.devices,
+        seed: args.seed,
+        building: args.building.clone(),
+        legacy: args.legacy,
+        batch: args.batch,
+        update_frequency_s: params.update_frequency_s,
+        broker: url.to_string(),
+    };
     print_setup(&args, &url, &plan, engine.len());
 
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let totals = runtime.block_on(async {
-        let mut sim = Sim::new(&args, url, tls, engine, plan)?;
-        sim.run().await?;
-        Ok::<_, anyhow::Error>(sim.totals)
+    let started_ms = fleet_clock::now_ms();
+    let (recorder, interrupted) = runtime.block_on(async {
+        let (stop_metrics, stopped) = tokio::sync::watch::channel(false);
+        let recorder = match args.metrics {
+            Some(addr) => {
+                let prom = Arc::new(Prom::new(&shard));
+                let local = crate::metrics::serve(addr, prom.clone(), stopped).await?;
+                info!(metrics = %format!("http://{local}/metrics"), "serving Prometheus metrics");
+                Recorder::with_prometheus(prom)
+            }
+            None => Recorder::default(),
+        };
+        let mut sim = Sim::new(&args, url, tls, engine, plan, recorder)?;
+        let interrupted = sim.run().await?;
+        let _ = stop_metrics.send(true);
+        Ok::<_, anyhow::Error>((sim.recorder, interrupted))
     })?;
-    print_summary(&args, &totals);
+    print_summary(&args, &recorder);
+    if let Some(path) = &args.report {
+        let report = Report {
+            format: report::FORMAT.to_owned(),
+            fleet: key,
+            ranges: vec![report::id_range(&shard, &range)],
+            started_ms,
+            ended_ms: fleet_clock::now_ms(),
+            interrupted,
+            counters: recorder.counts.by_name(),
+            commands_by_action: recorder
+                .counts
+                .commands
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+            latency: [
+                (
+                    "round_trip".to_owned(),
+                    Latency::of(&recorder.round_trip_us)?,
+                ),
+                ("ack".to_owned(), Latency::of(&recorder.ack_us)?),
+            ]
+            .into(),
+        };
+        report.write(path)?;
+        info!(report = %path.display(), "report written");
+    }
     Ok(())
 }
 
@@ -275,6 +337,34 @@ fn connection_plan(args: &SimArgs, url: &BrokerUrl, devices: &[DeviceSpec]) -> R
         }
     }
     Ok(plan)
+}
+
+/// The device indexes this process runs: the whole fleet, or its `--shard`.
+fn shard_range(args: &SimArgs) -> Result<Range<usize>> {
+    let range = match args.shard {
+        None => 0..args.devices as usize,
+        Some(_) if args.devices == 1 => bail!(
+            "--shard splits a fleet (--devices N, ids d-0001…); a single device (--devices 1, \
+             its own --device-id{}) is not split",
+            if args.legacy {
+                ", the original's client id with --legacy"
+            } else {
+                ""
+            }
+        ),
+        Some(shard) => shard
+            .range(args.devices)
+            .with_context(|| format!("--shard {shard}"))?,
+    };
+    if range.len() > MAX_PER_PROCESS {
+        bail!(
+            "{} devices in one process (the most is {MAX_PER_PROCESS}): split the fleet with \
+             --shard I/N over {} processes or more",
+            range.len(),
+            range.len().div_ceil(MAX_PER_PROCESS)
+        );
+    }
+    Ok(range)
 }
 
 /// The devices' TLS files: their own under `--cert-dir`, else the one `--cert/--key` pair.
@@ -338,8 +428,13 @@ fn broker_url(args: &SimArgs) -> Result<BrokerUrl> {
 
 /// The devices: `d-0001`… in `--building` (or spread over `--buildings N`, `1`…`N`), or the
 /// one `--device-id` (with no variation at `--noise 0`: the original curve exactly), all
-/// speaking the legacy shape with `--legacy`.
-fn build_fleet(args: &SimArgs, building: &BuildingId) -> Result<Vec<DeviceSpec>> {
+/// speaking the legacy shape with `--legacy`. With `--shard`, only the devices in `range`,
+/// with the ids, buildings and variations they have in the whole fleet.
+fn build_fleet(
+    args: &SimArgs,
+    building: &BuildingId,
+    range: Range<usize>,
+) -> Result<Vec<DeviceSpec>> {
     let shape = if args.legacy {
         Shape::Legacy
     } else {
@@ -356,8 +451,9 @@ fn build_fleet(args: &SimArgs, building: &BuildingId) -> Result<Vec<DeviceSpec>>
     };
     let total = args.devices as usize;
     Fleet::variations(args.seed, args.noise)
-        .take(args.devices as usize)
         .enumerate()
+        .skip(range.start)
+        .take(range.len())
         .map(|(i, variation)| {
             // One device keeps the original's id; a fleet numbers its devices.
             let id = if single {
@@ -402,6 +498,9 @@ fn print_setup(args: &SimArgs, url: &BrokerUrl, plan: &Plan, devices: usize) {
         }
     );
     println!("\tdevices: {:>15}", args.devices);
+    if let Some(shard) = args.shard {
+        println!("\tshard: {shard:>17}");
+    }
     match args.buildings {
         Some(n) if n > 1 => println!("\tbuildings: {:>13}", format!("1..{n}")),
         _ => println!("\tbuilding: {:>14}", args.building),
@@ -491,7 +590,7 @@ struct Sim<'a> {
     connected_once: Vec<bool>,
     acked: Option<mpsc::UnboundedSender<(String, u64)>>,
     writer: Option<tokio::task::JoinHandle<Result<()>>>,
-    totals: Totals,
+    recorder: Recorder,
     last_progress: Instant,
 }
 
@@ -502,6 +601,7 @@ impl<'a> Sim<'a> {
         tls: Option<DeviceTls>,
         engine: Engine,
         plan: Plan,
+        recorder: Recorder,
     ) -> Result<Sim<'a>> {
         let (acked, writer) = match args.acked_file.clone() {
             Some(path) => {
@@ -525,15 +625,16 @@ impl<'a> Sim<'a> {
             connected_once: vec![false; links],
             acked,
             writer,
-            totals: Totals::default(),
+            recorder,
             last_progress: Instant::now(),
             engine,
         })
     }
 
-    /// Runs the fleet until `--duration` or Ctrl-C, then stops it without losing what was
-    /// buffered or is waiting for an acknowledgement (within `--drain-timeout`).
-    async fn run(&mut self) -> Result<()> {
+    /// Runs the fleet until `--duration`, Ctrl-C or SIGTERM, then stops it without losing
+    /// what was buffered or is waiting for an acknowledgement (within `--drain-timeout`).
+    /// True if a signal stopped it.
+    async fn run(&mut self) -> Result<bool> {
         let duration = self.args.duration;
         let stop = async move {
             match duration {
@@ -542,7 +643,9 @@ impl<'a> Sim<'a> {
             }
         };
         let interrupt = tokio::signal::ctrl_c();
-        tokio::pin!(stop, interrupt);
+        let terminate = terminated();
+        tokio::pin!(stop, interrupt, terminate);
+        let mut interrupted = false;
         let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep(Duration::ZERO));
         let mut armed: Option<u64> = None;
         loop {
@@ -560,9 +663,10 @@ impl<'a> Sim<'a> {
             tokio::select! {
                 biased;
                 () = &mut stop => break,
-                r = &mut interrupt => { r.context("waiting for Ctrl-C")?; break; }
-                Some((l, event)) = self.events.next(), if !self.events.is_empty() => {
-                    self.on_event(l, event);
+                r = &mut interrupt => { r.context("waiting for Ctrl-C")?; interrupted = true; break; }
+                r = &mut terminate => { r?; interrupted = true; break; }
+                Some((i, event)) = self.events.next(), if !self.events.is_empty() => {
+                    self.on_event(i, event);
                 }
                 () = &mut timer, if armed.is_some() => {
                     armed = None;
@@ -574,12 +678,13 @@ impl<'a> Sim<'a> {
                 }
             }
         }
-        self.stop().await
+        self.stop().await?;
+        Ok(interrupted)
     }
 
     /// Device `i` started: its connection comes up if it is not up yet.
     async fn start_device(&mut self, i: usize) -> Result<()> {
-        self.totals.devices += 1;
+        self.recorder.device_started();
         let link = self.plan.link(i);
         if self.links[link].is_none() {
             self.connect(link).await?;
@@ -589,7 +694,7 @@ impl<'a> Sim<'a> {
             info!(
                 started = i + 1,
                 total,
-                connections = self.totals.connections,
+                connections = self.recorder.counts.connections,
                 "ramp-up"
             );
             self.last_progress = Instant::now();
@@ -657,7 +762,7 @@ impl<'a> Sim<'a> {
         }
         self.links[link] = Some(handle);
         self.events.push(events_of(link, events));
-        self.totals.connections += 1;
+        self.recorder.connection_started();
         Ok(())
     }
 
@@ -683,11 +788,11 @@ impl<'a> Sim<'a> {
                 .await;
             match sent {
                 Ok(()) => {
-                    self.totals.sent += count;
-                    self.totals.messages += 1;
+                    self.recorder.sent(count);
                     self.outstanding[m.device] += count as u32;
                 }
                 Err(e) => {
+                    self.recorder.not_sent(count);
                     warn!(device = %self.engine.id(m.device), error = %e, readings = count, "readings not sent")
                 }
             }
@@ -700,7 +805,11 @@ impl<'a> Sim<'a> {
                 // One ack covers every reading of the message.
                 let (i, seqs) = untag(tag);
                 let count = seqs.end - seqs.start;
-                self.totals.acked += count;
+                let latency = self
+                    .engine
+                    .sent_at(i, seqs.start)
+                    .map(|sent| fleet_clock::now_us().saturating_sub(sent));
+                self.recorder.acked(count, latency);
                 self.outstanding[i] = self.outstanding[i].saturating_sub(count as u32);
                 // Legacy payloads carry no `seq` to list them by.
                 if let Some(acked) = &self.acked
@@ -724,10 +833,7 @@ impl<'a> Sim<'a> {
                     Received::Applied(applied) => {
                         let action = applied.action.as_str();
                         info!(device = %self.engine.id(applied.device), action, "Remediation command received");
-                        *self.totals.commands.entry(action).or_default() += 1;
-                        if let Some(us) = applied.round_trip_us {
-                            self.totals.round_trips_ms.push(us as f64 / 1000.0);
-                        }
+                        self.recorder.command(action, applied.round_trip_us);
                     }
                     Received::Unreadable(e) => {
                         warn!(client_id = %self.client_id(link), topic = %m.topic, code = e.code(), reason = %e, "bad command")
@@ -739,7 +845,7 @@ impl<'a> Sim<'a> {
             }
             ClientEvent::Connected { .. } => {
                 if self.connected_once[link] {
-                    self.totals.reconnects += 1;
+                    self.recorder.reconnected();
                 }
                 self.connected_once[link] = true;
                 debug!(client_id = %self.client_id(link), "connected");
@@ -761,8 +867,7 @@ impl<'a> Sim<'a> {
                 });
                 warn!(client_id = %self.client_id(link), %topic, %error, readings = count, "readings not sent");
                 if let Some(i) = i {
-                    self.totals.sent -= count;
-                    self.totals.messages -= 1;
+                    self.recorder.refused(count);
                     self.outstanding[i] = self.outstanding[i].saturating_sub(count as u32);
                 }
             }
@@ -812,35 +917,26 @@ fn write_acked(
         .with_context(|| format!("writing {}", path.display()))
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
+/// SIGTERM (how Kubernetes and ECS stop a container), or never where there is none.
+async fn terminated() -> Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        term.recv().await;
+        Ok(())
     }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
+    #[cfg(not(unix))]
+    std::future::pending().await
 }
 
-fn print_summary(args: &SimArgs, totals: &Totals) {
-    let Totals {
-        devices,
-        sent,
-        acked,
-        messages,
-        reconnects,
-        ..
-    } = *totals;
-    let mut rtt = totals.round_trips_ms.clone();
-    rtt.sort_by(f64::total_cmp);
-    let received: u64 = totals.commands.values().sum();
-    let by_action: Vec<String> = totals
-        .commands
-        .iter()
-        .map(|(a, n)| format!("{a} {n}"))
-        .collect();
-    println!(
-        "\nSummary: {devices} devices on {} connections",
-        totals.connections
-    );
+fn print_summary(args: &SimArgs, recorder: &Recorder) {
+    let c = &recorder.counts;
+    let (devices, sent, acked, messages, reconnects) =
+        (c.devices, c.sent, c.acked, c.messages, c.reconnects);
+    let received = c.commands_total();
+    let by_action: Vec<String> = c.commands.iter().map(|(a, n)| format!("{a} {n}")).collect();
+    println!("\nSummary: {devices} devices on {} connections", c.connections);
     println!(
         "  sent {sent}, acked {acked}, unacked {}, commands received {received}{}, reconnects {reconnects}",
         sent - acked.min(sent),
@@ -854,11 +950,12 @@ fn print_summary(args: &SimArgs, totals: &Totals) {
     if args.batch > 1 {
         println!("  messages {messages} (up to {} readings each)", args.batch);
     }
+    let rtt = &recorder.round_trip_us;
     if !rtt.is_empty() {
         println!(
             "  remediation round trip (publish → command): p50 {:.1} ms, p99 {:.1} ms over {} commands",
-            percentile(&rtt, 50.0),
-            percentile(&rtt, 99.0),
+            rtt.value_at_quantile(0.50) as f64 / 1000.0,
+            rtt.value_at_quantile(0.99) as f64 / 1000.0,
             rtt.len()
         );
     }
@@ -870,7 +967,10 @@ fn print_summary(args: &SimArgs, totals: &Totals) {
         batch = args.batch,
         commands = received,
         reconnects,
+        refused = c.refused,
+        not_sent = c.not_sent,
         legacy = args.legacy,
+        shard = args.shard.map(|s| s.to_string()),
         "summary"
     );
 }

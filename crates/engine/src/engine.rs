@@ -487,8 +487,10 @@ impl Engine {
         })
     }
 
-    /// When device `i`'s reading `seq` was handed out to publish, if it is among the latest.
-    fn sent_at(&self, i: usize, seq: u64) -> Option<u64> {
+    /// When device `i`'s reading `seq` was handed out to publish (µs), if it is among the
+    /// [`round_trip_window`](EngineConfig::round_trip_window) latest: for the caller's own
+    /// latencies (publish → acknowledgement).
+    pub fn sent_at(&self, i: usize, seq: u64) -> Option<u64> {
         let next = self.models[i].next_seq();
         let recent = seq < next && next - seq <= self.ring as u64;
         let sent = self.sent_us[i * self.ring + (seq as usize & (self.ring - 1))];
