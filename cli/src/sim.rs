@@ -703,14 +703,21 @@ impl<'a> Sim<'a> {
     }
 
     /// Connection `link`'s client id: its device's (the original device's fixed one), or
-    /// its gateway's `gateway:{buildings}`.
+    /// its gateway's `gateway:{buildings}`, with the shard's index (`gateway:{buildings}.s{I}`)
+    /// when the fleet is sharded: shards whose id ranges meet inside a building both speak
+    /// for it, and one client id would have them take each other's session over.
     fn client_id(&self, link: usize) -> String {
         match &self.plan {
             Plan::PerDevice if self.args.legacy && self.engine.len() == 1 => {
                 LEGACY_CLIENT_ID.to_owned()
             }
             Plan::PerDevice => self.engine.id(link).to_owned(),
-            Plan::Gateways { gateways, .. } => gateways[link].client_id(),
+            Plan::Gateways { gateways, .. } => match self.args.shard {
+                Some(shard) if shard.count > 1 => {
+                    gateways[link].client_id_with(&format!("s{}", shard.index))
+                }
+                _ => gateways[link].client_id(),
+            },
         }
     }
 
@@ -832,7 +839,7 @@ impl<'a> Sim<'a> {
                 match self.engine.receive(now, via, &m.topic, &m.payload) {
                     Received::Applied(applied) => {
                         let action = applied.action.as_str();
-                        info!(device = %self.engine.id(applied.device), action, "Remediation command received");
+                        info!(device = %self.engine.id(applied.device), action, seq = applied.reading_seq, "Remediation command received");
                         self.recorder.command(action, applied.round_trip_us);
                     }
                     Received::Unreadable(e) => {
@@ -936,7 +943,10 @@ fn print_summary(args: &SimArgs, recorder: &Recorder) {
         (c.devices, c.sent, c.acked, c.messages, c.reconnects);
     let received = c.commands_total();
     let by_action: Vec<String> = c.commands.iter().map(|(a, n)| format!("{a} {n}")).collect();
-    println!("\nSummary: {devices} devices on {} connections", c.connections);
+    println!(
+        "\nSummary: {devices} devices on {} connections",
+        c.connections
+    );
     println!(
         "  sent {sent}, acked {acked}, unacked {}, commands received {received}{}, reconnects {reconnects}",
         sent - acked.min(sent),

@@ -4,11 +4,14 @@
 
 use std::fmt;
 
-use crate::id::{BuildingId, IdError};
+use crate::id::{BuildingId, IdError, validate_id};
 
-/// The client id prefix of a gateway connection: `gateway:{buildings}`. `:` is in no
-/// device id or namespace, so a gateway's client id can never be a device's (and so never
-/// hold a device's client id against it).
+/// The client id prefix of a gateway connection: `gateway:{buildings}`, or
+/// `gateway:{buildings}.{suffix}` where several connections speak for the same buildings
+/// (shards of one fleet whose id ranges meet inside a building): without the suffix they
+/// would share a client id and take each other's session over. `:` is in no device id or
+/// namespace, so a gateway's client id can never be a device's (and so never hold a
+/// device's client id against it); `.` is in no building id.
 pub const GATEWAY_CLIENT_ID_PREFIX: &str = "gateway:";
 
 /// The buildings a gateway speaks for: a non-empty set of building ids, at most
@@ -61,16 +64,28 @@ impl Buildings {
         Buildings::new(ids)
     }
 
-    /// The buildings a gateway client id `gateway:B1,B2,…` names, if it is one.
+    /// The buildings a gateway client id `gateway:B1,B2,…[.suffix]` names, if it is one.
     pub fn of_client_id(client_id: &str) -> Option<Buildings> {
-        client_id
-            .strip_prefix(GATEWAY_CLIENT_ID_PREFIX)
-            .and_then(|list| Buildings::parse(list).ok())
+        let rest = client_id.strip_prefix(GATEWAY_CLIENT_ID_PREFIX)?;
+        let list = match rest.split_once('.') {
+            Some((list, suffix)) => {
+                validate_id(suffix).ok()?;
+                list
+            }
+            None => rest,
+        };
+        Buildings::parse(list).ok()
     }
 
     /// The gateway client id for these buildings, `gateway:B1,B2,…`.
     pub fn client_id(&self) -> String {
         format!("{GATEWAY_CLIENT_ID_PREFIX}{self}")
+    }
+
+    /// The gateway client id for these buildings with a suffix that tells apart
+    /// connections speaking for the same buildings, `gateway:B1,B2,….{suffix}` (a valid id).
+    pub fn client_id_with(&self, suffix: &str) -> String {
+        format!("{GATEWAY_CLIENT_ID_PREFIX}{self}.{suffix}")
     }
 
     /// Whether `building` is one of them.
@@ -114,9 +129,20 @@ mod tests {
         assert_eq!(b.client_id(), "gateway:1,3");
         assert!(b.contains("1") && b.contains("3") && !b.contains("2"));
         assert_eq!(Buildings::of_client_id("gateway:3,1"), Some(b.clone()));
+        assert_eq!(b.client_id_with("s2"), "gateway:1,3.s2");
+        assert_eq!(Buildings::of_client_id("gateway:1,3.s2"), Some(b.clone()));
         assert!(b.includes(&Buildings::parse("3").unwrap()));
         assert!(!b.includes(&Buildings::parse("2,3").unwrap()));
-        for bad in ["d-0001", "gateway:", "gateway:1,", "gateway:a b", "1,3"] {
+        for bad in [
+            "d-0001",
+            "gateway:",
+            "gateway:1,",
+            "gateway:a b",
+            "1,3",
+            "gateway:1,3.",
+            "gateway:1,3.s/2",
+            "gateway:.s2",
+        ] {
             assert_eq!(Buildings::of_client_id(bad), None, "{bad}");
         }
     }
