@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use fleet_core::{BuildingId, DeviceId, Namespace};
+use fleet_core::{BuildingId, Buildings, DeviceId, Namespace};
 use fleet_local::{CertDir, Keys, LocalConfig, LocalStack, PageConfig, Subject};
 
 use crate::logging::{self, LogFormat, LogLevel};
@@ -55,6 +55,12 @@ pub enum LocalAction {
         /// A browser page's credential for the devices NS-… (what /config.json hands a page).
         #[arg(long, value_name = "NS")]
         page: Vec<String>,
+        /// A gateway's credential for buildings B1,B2,… (`fleet sim --connections N
+        /// --username gateway:B1,B2 --password …`): it may publish telemetry for any device
+        /// of those buildings and read their commands, nothing else. Its connections use
+        /// client ids `gateway:{some of those buildings}`. Repeat for several gateways.
+        #[arg(long, value_name = "B1,B2,…")]
+        gateway: Vec<String>,
         /// The access key that browsers on other machines need (`http://HOST:PORT/?key=KEY`).
         #[arg(long)]
         http: bool,
@@ -168,6 +174,7 @@ pub fn run(args: LocalArgs) -> Result<()> {
             fleet,
             observer,
             page,
+            gateway,
             http,
             data,
         }) => {
@@ -183,6 +190,12 @@ pub fn run(args: LocalArgs) -> Result<()> {
                 })?;
                 subjects.push(Subject::Page(ns));
             }
+            for list in &gateway {
+                let buildings = Buildings::parse(list).with_context(|| {
+                    format!("--gateway {list:?} (building ids separated by commas)")
+                })?;
+                subjects.push(Subject::Gateway(buildings));
+            }
             if fleet {
                 subjects.push(Subject::Fleet);
             }
@@ -194,7 +207,7 @@ pub fn run(args: LocalArgs) -> Result<()> {
             }
             if subjects.is_empty() {
                 bail!(
-                    "say which credential: --device ID, --fleet, --observer, --page NS or --http"
+                    "say which credential: --device ID, --fleet, --observer, --page NS, --gateway B1,B2 or --http"
                 );
             }
             tokens(&subjects, &data)

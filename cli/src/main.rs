@@ -23,6 +23,7 @@ mod aws;
 mod bench;
 mod certs;
 mod demo;
+mod links;
 mod local;
 mod logging;
 mod metrics;

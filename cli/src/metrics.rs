@@ -34,8 +34,10 @@ use crate::report::latency_histogram;
 /// The counters of a run (readings unless said otherwise).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
-    /// Devices whose connection was started.
+    /// Devices started.
     pub devices: u64,
+    /// Connections started (one per device, or gateways for whole buildings).
+    pub connections: u64,
     /// Readings published (handed to their connection).
     pub sent: u64,
     /// Readings acknowledged (their message was).
@@ -62,6 +64,7 @@ impl Counts {
     pub fn by_name(&self) -> BTreeMap<String, u64> {
         [
             ("devices", self.devices),
+            ("connections", self.connections),
             ("sent", self.sent),
             ("acked", self.acked),
             ("messages", self.messages),
@@ -108,7 +111,15 @@ impl Recorder {
         }
     }
 
-    /// A device's connection was started.
+    /// A connection was started.
+    pub fn connection_started(&mut self) {
+        self.counts.connections += 1;
+        if let Some(p) = &self.prom {
+            p.connections.set(self.counts.connections as i64);
+        }
+    }
+
+    /// A device was started.
     pub fn device_started(&mut self) {
         self.counts.devices += 1;
         if let Some(p) = &self.prom {
@@ -190,6 +201,7 @@ impl Recorder {
 pub struct Prom {
     registry: Registry,
     devices: Gauge,
+    connections: Gauge,
     sent: Counter,
     acked: Counter,
     messages: Counter,
@@ -218,6 +230,7 @@ impl Prom {
         let p = Prom {
             registry: Registry::default(),
             devices: Gauge::default(),
+            connections: Gauge::default(),
             sent: Counter::default(),
             acked: Counter::default(),
             messages: Counter::default(),
@@ -229,10 +242,11 @@ impl Prom {
             ack_seconds: PromHistogram::new(buckets()),
         };
         let r = &mut root;
+        r.register("devices", "Devices started", p.devices.clone());
         r.register(
-            "devices",
-            "Devices whose connection was started",
-            p.devices.clone(),
+            "connections",
+            "Connections started: one per device, or gateways for whole buildings",
+            p.connections.clone(),
         );
         r.register(
             "readings_sent",
@@ -338,6 +352,7 @@ mod tests {
         let prom = Arc::new(Prom::new("2/4"));
         let mut r = Recorder::with_prometheus(prom.clone());
         r.device_started();
+        r.connection_started();
         r.sent(3);
         r.sent(1);
         r.refused(1);
@@ -351,6 +366,7 @@ mod tests {
             BTreeMap::from(
                 [
                     ("devices", 1),
+                    ("connections", 1),
                     ("sent", 3),
                     ("acked", 3),
                     ("messages", 1),
@@ -366,6 +382,7 @@ mod tests {
         let text = prom.render();
         for line in [
             r#"fleet_sim_readings_sent_total{shard="2/4"} 4"#,
+            r#"fleet_sim_connections{shard="2/4"} 1"#,
             r#"fleet_sim_readings_acked_total{shard="2/4"} 3"#,
             r#"fleet_sim_readings_refused_total{shard="2/4"} 1"#,
             r#"fleet_sim_commands_total{shard="2/4",action="cool"} 2"#,

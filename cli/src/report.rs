@@ -140,7 +140,7 @@ pub struct Report {
     pub ended_ms: u64,
     /// Whether a run was stopped by a signal rather than `--duration`.
     pub interrupted: bool,
-    /// Counters by name: devices, sent, acked, messages, commands, reconnects, refused,
+    /// Counters by name: devices, connections, sent, acked, messages, commands, reconnects, refused,
     /// not_sent (see `fleet sim --help`).
     pub counters: BTreeMap<String, u64>,
     /// Commands carried out, by action.

@@ -3,12 +3,17 @@
 //!
 //! The devices are one fleet engine (`fleet-engine`), driven by one task on tokio's timer:
 //! it sleeps until the engine's next deadline, ticks it, starts a `fleet-client`
-//! connection for each device the ramp-up (`--connect-rate`) reached, and publishes each
-//! message (QoS 1 telemetry) on its device's connection. Each connection subscribes to its
-//! device's command topic, and what arrives there goes back into the engine through that
-//! device, which applies it to its curve. Acknowledgements come back tagged with the
-//! readings they cover, so every acknowledged reading is counted (and listed with
-//! `--acked-file`).
+//! connection for each device the ramp-up (`--connect-rate`) reached (if its connection is
+//! not up yet), and publishes each message (QoS 1 telemetry) on its device's connection.
+//! Acknowledgements come back tagged with the device and the readings they cover, so every
+//! acknowledged reading is counted (and listed with `--acked-file`).
+//!
+//! Connections (`--connections`, see `links`): one per device, subscribed to the device's
+//! command topic, whose commands go back into the engine through that device; or gateways,
+//! each publishing for whole buildings with client id `gateway:{buildings}` and subscribed
+//! to their command wildcards, whose commands the engine routes by the device they name
+//! ([`Via::Any`]). `auto` uses one per device while the process can hold them (its file
+//! limit, the ephemeral ports of its `--bind` addresses), gateways beyond.
 //!
 //! With `--batch N` a device buffers N readings and publishes them as one message (a JSON
 //! array, §4.3): on AWS a message costs the same whatever it holds, so this divides the
@@ -22,7 +27,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -45,6 +50,7 @@ use tracing::{debug, info, warn};
 
 use crate::args::DeviceArgs;
 use crate::certs::{DeviceCertDir, DeviceTls};
+use crate::links::{self, ConnectionSetting, Limits, Plan};
 use crate::logging::{self, LogFormat, LogLevel};
 use crate::metrics::{Prom, Recorder};
 use crate::report::{self, FleetKey, Latency, Report};
@@ -124,6 +130,23 @@ pub struct SimArgs {
     /// Building of the devices (the original used 1).
     #[arg(long, default_value = "1")]
     pub building: String,
+    /// Spread the devices over this many buildings, 1 to N, in blocks of consecutive
+    /// devices (instead of all in --building). Gateways serve whole buildings, so a fleet
+    /// needs at least as many buildings as gateway connections.
+    #[arg(long, conflicts_with = "building", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub buildings: Option<u32>,
+    /// Connections to the broker: `per-device` (each device its own, with its id as client
+    /// id), `N` (N gateway connections, each publishing for whole buildings as
+    /// `gateway:{buildings}` and subscribed to their command topics; a gateway credential,
+    /// `fleet local token --gateway`, or loopback development mode), or `auto`: per device
+    /// while the process's file limit and ephemeral ports allow, gateways beyond.
+    #[arg(long, default_value = "auto")]
+    pub connections: ConnectionSetting,
+    /// Local addresses to connect from, spread over the connections (e.g.
+    /// 127.0.0.2,127.0.0.3 against a loopback broker): each address has its own ~28,000
+    /// ephemeral ports to one broker.
+    #[arg(long, value_delimiter = ',', value_name = "ADDR,…")]
+    pub bind: Vec<IpAddr>,
     /// Seed of the fleet's phases and noise.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -185,6 +208,7 @@ pub fn run(args: SimArgs) -> Result<()> {
     let topic_prefix = basic_ingest_prefix(&args)?;
     let range = shard_range(&args)?;
     let devices = build_fleet(&args, &building, range.clone())?;
+    let plan = connection_plan(&args, &url, &devices)?;
     if let Some(tls) = &tls {
         tls.check(devices.iter().map(|d| &d.id))?;
     }
@@ -210,7 +234,7 @@ pub fn run(args: SimArgs) -> Result<()> {
         update_frequency_s: params.update_frequency_s,
         broker: url.to_string(),
     };
-    print_setup(&args, &url);
+    print_setup(&args, &url, &plan, engine.len());
 
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let started_ms = fleet_clock::now_ms();
@@ -225,7 +249,7 @@ pub fn run(args: SimArgs) -> Result<()> {
             }
             None => Recorder::default(),
         };
-        let mut sim = Sim::new(&args, url, tls, engine, recorder)?;
+        let mut sim = Sim::new(&args, url, tls, engine, plan, recorder)?;
         let interrupted = sim.run().await?;
         let _ = stop_metrics.send(true);
         Ok::<_, anyhow::Error>((sim.recorder, interrupted))
@@ -259,6 +283,60 @@ pub fn run(args: SimArgs) -> Result<()> {
         info!(report = %path.display(), "report written");
     }
     Ok(())
+}
+
+/// Which connection each device uses (`--connections`), within what the process can hold.
+fn connection_plan(args: &SimArgs, url: &BrokerUrl, devices: &[DeviceSpec]) -> Result<Plan> {
+    let limits = Limits::of_process(args.bind.len());
+    let buildings: Vec<BuildingId> = devices.iter().map(|d| d.building.clone()).collect();
+    let messages_per_s =
+        devices.len() as f64 / args.device.update_frequency.max(1e-3) / f64::from(args.batch);
+    // IoT Core allows 100 publishes per second per connection; our own brokers have no
+    // such limit.
+    let per_gateway = if args.iot_endpoint.is_some() || url.host().ends_with(".amazonaws.com") {
+        links::IOT_CORE_GATEWAY_PUBLISH_RATE
+    } else {
+        links::LOCAL_GATEWAY_PUBLISH_RATE
+    };
+    let plan = links::plan(
+        args.connections,
+        &buildings,
+        &limits,
+        messages_per_s,
+        per_gateway,
+    )?;
+    if let Plan::Gateways { gateways, .. } = &plan {
+        if args.legacy {
+            bail!(
+                "gateway connections speak the current topics; --legacy devices each need their own connection (--connections per-device)"
+            );
+        }
+        if url.scheme() == Scheme::Mqtts {
+            bail!(
+                "gateway connections need a gateway credential, which mutual TLS does not carry yet (a certificate names one device): \
+                 use mqtt:// or ws:// with `fleet local token --gateway`, or --connections per-device"
+            );
+        }
+        if let ConnectionSetting::Gateways(asked) = args.connections
+            && asked > gateways.len()
+        {
+            warn!(
+                asked,
+                gateways = gateways.len(),
+                "fewer gateway connections than asked: the devices of a building share one, so there are at most as many as buildings (--buildings)"
+            );
+        }
+        if args.connections == ConnectionSetting::Auto {
+            info!(
+                devices = devices.len(),
+                room = limits.connections(),
+                file_limit = limits.file_limit,
+                gateways = gateways.len(),
+                "more devices than this process can hold connections: gateway connections"
+            );
+        }
+    }
+    Ok(plan)
 }
 
 /// The device indexes this process runs: the whole fleet, or its `--shard`.
@@ -348,10 +426,10 @@ fn broker_url(args: &SimArgs) -> Result<BrokerUrl> {
     BrokerUrl::parse(&text).with_context(|| format!("broker URL {text:?}"))
 }
 
-/// The devices: `d-0001`… in `--building`, or the one `--device-id` (with no variation at
-/// `--noise 0`: the original curve exactly), all speaking the legacy shape with `--legacy`.
-/// With `--shard`, only the devices in `range`, with the ids and variations they have in the
-/// whole fleet.
+/// The devices: `d-0001`… in `--building` (or spread over `--buildings N`, `1`…`N`), or the
+/// one `--device-id` (with no variation at `--noise 0`: the original curve exactly), all
+/// speaking the legacy shape with `--legacy`. With `--shard`, only the devices in `range`,
+/// with the ids, buildings and variations they have in the whole fleet.
 fn build_fleet(
     args: &SimArgs,
     building: &BuildingId,
@@ -363,6 +441,15 @@ fn build_fleet(
         Shape::Current
     };
     let single = args.devices == 1;
+    let spread = args.buildings.unwrap_or(1).min(args.devices) as usize;
+    let buildings: Vec<BuildingId> = if spread > 1 {
+        (1..=spread)
+            .map(|b| BuildingId::try_from(b.to_string()).context("building id"))
+            .collect::<Result<_>>()?
+    } else {
+        vec![building.clone()]
+    };
+    let total = args.devices as usize;
     Fleet::variations(args.seed, args.noise)
         .enumerate()
         .skip(range.start)
@@ -383,7 +470,7 @@ fn build_fleet(
             variation.validate().context("invalid fleet settings")?;
             Ok(DeviceSpec {
                 id,
-                building: building.clone(),
+                building: buildings[i * buildings.len() / total].clone(),
                 variation,
                 shape,
             })
@@ -391,7 +478,7 @@ fn build_fleet(
         .collect()
 }
 
-fn print_setup(args: &SimArgs, url: &BrokerUrl) {
+fn print_setup(args: &SimArgs, url: &BrokerUrl, plan: &Plan, devices: usize) {
     let endpoint = args.iot_endpoint.as_deref().unwrap_or("-");
     // The original masks the endpoint but its last characters.
     let masked = match endpoint.len() {
@@ -414,7 +501,15 @@ fn print_setup(args: &SimArgs, url: &BrokerUrl) {
     if let Some(shard) = args.shard {
         println!("\tshard: {shard:>17}");
     }
-    println!("\tbuilding: {:>14}", args.building);
+    match args.buildings {
+        Some(n) if n > 1 => println!("\tbuildings: {:>13}", format!("1..{n}")),
+        _ => println!("\tbuilding: {:>14}", args.building),
+    }
+    let connections = match plan {
+        Plan::PerDevice => format!("{devices} (per device)"),
+        Plan::Gateways { gateways, .. } => format!("{} gateways", gateways.len()),
+    };
+    println!("\tconnections: {connections:>11}");
     println!("\tmin-temp: {:>11.2} C°", p.min_temp);
     println!("\tmin-hum: {:>13.2} %", p.min_hum);
     println!("\tvelocity: {:>14.1}", p.velocity);
@@ -447,24 +542,34 @@ fn credentials(args: &SimArgs) -> Result<Option<(String, Option<Vec<u8>>)>> {
     }
 }
 
-/// One device's connection events, tagged with the device.
+/// One connection's events, tagged with the connection.
 type Events = Pin<Box<dyn Stream<Item = (usize, ClientEvent)> + Send>>;
 
-fn events_of(device: usize, mut rx: mpsc::Receiver<ClientEvent>) -> Events {
+fn events_of(link: usize, mut rx: mpsc::Receiver<ClientEvent>) -> Events {
     Box::pin(futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx).map(|event| event.map(|e| (device, e)))
+        rx.poll_recv(cx).map(|event| event.map(|e| (link, e)))
     }))
 }
 
-/// A message's readings as the tag its acknowledgement comes back with: the first `seq`
-/// and how many (at most `MAX_BATCH`).
-fn tag(seqs: &std::ops::Range<u64>) -> u64 {
-    seqs.start << 8 | (seqs.end - seqs.start)
+/// Bits of a tag: the device (24, more than `--devices` allows), the readings' count (7,
+/// more than `MAX_BATCH`), the first `seq` (33: 8.6 billion readings per device).
+const TAG_COUNT_SHIFT: u32 = 33;
+const TAG_DEVICE_SHIFT: u32 = 40;
+const _: () = assert!(MAX_BATCH < 1 << (TAG_DEVICE_SHIFT - TAG_COUNT_SHIFT));
+
+/// A message's device and readings as the tag its acknowledgement comes back with (a
+/// gateway's acknowledgements are for many devices).
+fn tag(device: usize, seqs: &std::ops::Range<u64>) -> u64 {
+    (device as u64) << TAG_DEVICE_SHIFT
+        | (seqs.end - seqs.start) << TAG_COUNT_SHIFT
+        | (seqs.start & ((1 << TAG_COUNT_SHIFT) - 1))
 }
 
-fn untag(tag: u64) -> std::ops::Range<u64> {
-    let first = tag >> 8;
-    first..first + (tag & 0xff)
+fn untag(tag: u64) -> (usize, std::ops::Range<u64>) {
+    let device = (tag >> TAG_DEVICE_SHIFT) as usize;
+    let count = (tag >> TAG_COUNT_SHIFT) & ((1 << (TAG_DEVICE_SHIFT - TAG_COUNT_SHIFT)) - 1);
+    let first = tag & ((1 << TAG_COUNT_SHIFT) - 1);
+    (device, first..first + count)
 }
 
 /// The fleet and its connections: the one task that runs them.
@@ -474,11 +579,14 @@ struct Sim<'a> {
     tls: Option<DeviceTls>,
     credentials: Option<(String, Option<Vec<u8>>)>,
     engine: Engine,
-    /// Device `i`'s connection, once the ramp-up started it.
-    connections: Vec<ClientHandle>,
+    /// Which connection each device uses.
+    plan: Plan,
+    /// Connection `l`, once the ramp-up reached its first device.
+    links: Vec<Option<ClientHandle>>,
     events: SelectAll<Events>,
     /// Readings of device `i` published and not yet acknowledged.
     outstanding: Vec<u32>,
+    /// Whether connection `l` was up before (so its next connect is a reconnect).
     connected_once: Vec<bool>,
     acked: Option<mpsc::UnboundedSender<(String, u64)>>,
     writer: Option<tokio::task::JoinHandle<Result<()>>>,
@@ -492,6 +600,7 @@ impl<'a> Sim<'a> {
         url: BrokerUrl,
         tls: Option<DeviceTls>,
         engine: Engine,
+        plan: Plan,
         recorder: Recorder,
     ) -> Result<Sim<'a>> {
         let (acked, writer) = match args.acked_file.clone() {
@@ -503,15 +612,17 @@ impl<'a> Sim<'a> {
             None => (None, None),
         };
         let n = engine.len();
+        let links = plan.connections(n);
         Ok(Sim {
             credentials: credentials(args)?,
             args,
             url,
             tls,
-            connections: Vec::with_capacity(n),
+            plan,
+            links: (0..links).map(|_| None).collect(),
             events: SelectAll::new(),
             outstanding: vec![0; n],
-            connected_once: vec![false; n],
+            connected_once: vec![false; links],
             acked,
             writer,
             recorder,
@@ -561,7 +672,7 @@ impl<'a> Sim<'a> {
                     armed = None;
                     let tick = self.engine.tick(fleet_clock::now_us());
                     for i in tick.started {
-                        self.connect(i).await?;
+                        self.start_device(i).await?;
                     }
                     self.publish().await;
                 }
@@ -571,17 +682,52 @@ impl<'a> Sim<'a> {
         Ok(interrupted)
     }
 
-    /// Starts device `i`'s connection and subscribes it to its command topic.
-    async fn connect(&mut self, i: usize) -> Result<()> {
-        let id = DeviceId::try_from(self.engine.id(i)).context("device id")?;
-        // The original device connects with its fixed client id; a fleet's devices each
-        // with their own id (a broker binds the client id to the device, §4.8).
-        let client_id = if self.args.legacy && self.engine.len() == 1 {
-            LEGACY_CLIENT_ID
-        } else {
-            id.as_str()
-        };
-        let mut options = Options::new(client_id);
+    /// Device `i` started: its connection comes up if it is not up yet.
+    async fn start_device(&mut self, i: usize) -> Result<()> {
+        self.recorder.device_started();
+        let link = self.plan.link(i);
+        if self.links[link].is_none() {
+            self.connect(link).await?;
+        }
+        let total = self.engine.len();
+        if self.last_progress.elapsed() >= Duration::from_secs(1) || i + 1 == total {
+            info!(
+                started = i + 1,
+                total,
+                connections = self.recorder.counts.connections,
+                "ramp-up"
+            );
+            self.last_progress = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Connection `link`'s client id: its device's (the original device's fixed one), or
+    /// its gateway's `gateway:{buildings}`, with the shard's index (`gateway:{buildings}.s{I}`)
+    /// when the fleet is sharded: shards whose id ranges meet inside a building both speak
+    /// for it, and one client id would have them take each other's session over.
+    fn client_id(&self, link: usize) -> String {
+        match &self.plan {
+            Plan::PerDevice if self.args.legacy && self.engine.len() == 1 => {
+                LEGACY_CLIENT_ID.to_owned()
+            }
+            Plan::PerDevice => self.engine.id(link).to_owned(),
+            Plan::Gateways { gateways, .. } => match self.args.shard {
+                Some(shard) if shard.count > 1 => {
+                    gateways[link].client_id_with(&format!("s{}", shard.index))
+                }
+                _ => gateways[link].client_id(),
+            },
+        }
+    }
+
+    /// Starts connection `link` and subscribes it to its commands: its device's command
+    /// topic, or its buildings' command wildcards.
+    async fn connect(&mut self, link: usize) -> Result<()> {
+        // A fleet's devices each connect with their own id (a broker binds the client id
+        // to the device, §4.8), a gateway with the buildings it speaks for.
+        let client_id = self.client_id(link);
+        let mut options = Options::new(&client_id);
         if let Some((username, password)) = &self.credentials {
             options.username = Some(username.clone());
             options.password = password.clone();
@@ -594,26 +740,36 @@ impl<'a> Sim<'a> {
             max_ms: 60_000,
         };
         let mut client = Client::new(options, self.url.clone())
-            .seed(self.args.seed ^ (i as u64).wrapping_mul(0x9E37));
-        if let Some(files) = &self.tls {
-            client = client.tls(files.for_device(&id));
+            .seed(self.args.seed ^ (link as u64).wrapping_mul(0x9E37));
+        if !self.args.bind.is_empty() {
+            client = client.bind(self.args.bind[link % self.args.bind.len()]);
         }
-        let (handle, events) = client.start().with_context(|| format!("device {id}"))?;
-        let command_topic = self.engine.command_topic(i);
-        if let Err(e) = handle
-            .subscribe(&[(&command_topic, QoS::AtLeastOnce)])
-            .await
-        {
-            warn!(device = %id, error = %e, "cannot subscribe to commands");
+        let filters = match &self.plan {
+            Plan::PerDevice => {
+                let id = DeviceId::try_from(self.engine.id(link)).context("device id")?;
+                if let Some(files) = &self.tls {
+                    client = client.tls(files.for_device(&id));
+                }
+                vec![self.engine.command_topic(link)]
+            }
+            Plan::Gateways { gateways, .. } => gateways[link]
+                .iter()
+                .map(|b| format!("cmd/monitoring/{b}/+/remediation"))
+                .collect(),
+        };
+        let (handle, events) = client
+            .start()
+            .with_context(|| format!("connection {client_id}"))?;
+        let filters: Vec<(&str, QoS)> = filters
+            .iter()
+            .map(|f| (f.as_str(), QoS::AtLeastOnce))
+            .collect();
+        if let Err(e) = handle.subscribe(&filters).await {
+            warn!(client_id, error = %e, "cannot subscribe to commands");
         }
-        self.connections.push(handle);
-        self.events.push(events_of(i, events));
-        self.recorder.device_started();
-        let total = self.engine.len();
-        if self.last_progress.elapsed() >= Duration::from_secs(1) || i + 1 == total {
-            info!(started = i + 1, total, "ramp-up");
-            self.last_progress = Instant::now();
-        }
+        self.links[link] = Some(handle);
+        self.events.push(events_of(link, events));
+        self.recorder.connection_started();
         Ok(())
     }
 
@@ -629,8 +785,13 @@ impl<'a> Sim<'a> {
         }
         for m in self.engine.messages() {
             let count = m.seqs.end - m.seqs.start;
-            let sent = self.connections[m.device]
-                .publish_tagged(m.topic, m.payload, m.qos, tag(&m.seqs))
+            let Some(link) = &self.links[self.plan.link(m.device)] else {
+                // Every device with a message was started, and started its connection.
+                warn!(device = %self.engine.id(m.device), readings = count, "readings not sent: no connection");
+                continue;
+            };
+            let sent = link
+                .publish_tagged(m.topic, m.payload, m.qos, tag(m.device, &m.seqs))
                 .await;
             match sent {
                 Ok(()) => {
@@ -645,12 +806,11 @@ impl<'a> Sim<'a> {
         }
     }
 
-    fn on_event(&mut self, i: usize, event: ClientEvent) {
-        let id = self.engine.id(i);
+    fn on_event(&mut self, link: usize, event: ClientEvent) {
         match event {
             ClientEvent::Acked { tag: Some(tag), .. } => {
                 // One ack covers every reading of the message.
-                let seqs = untag(tag);
+                let (i, seqs) = untag(tag);
                 let count = seqs.end - seqs.start;
                 let latency = self
                     .engine
@@ -663,52 +823,57 @@ impl<'a> Sim<'a> {
                     && self.engine.shape(i) == Shape::Current
                 {
                     for seq in seqs {
-                        let _ = acked.send((id.to_owned(), seq));
+                        let _ = acked.send((self.engine.id(i).to_owned(), seq));
                     }
                 }
             }
             ClientEvent::Acked { tag: None, .. } => {}
             ClientEvent::Message(m) => {
                 let now = fleet_clock::now_us();
-                match self
-                    .engine
-                    .receive(now, Via::Device(i), &m.topic, &m.payload)
-                {
+                // A device's own connection carries its commands; a gateway's, those of
+                // every device of its buildings, named by the topic.
+                let via = match self.plan {
+                    Plan::PerDevice => Via::Device(link),
+                    Plan::Gateways { .. } => Via::Any,
+                };
+                match self.engine.receive(now, via, &m.topic, &m.payload) {
                     Received::Applied(applied) => {
                         let action = applied.action.as_str();
-                        info!(device = %self.engine.id(i), action, "Remediation command received");
+                        info!(device = %self.engine.id(applied.device), action, seq = applied.reading_seq, "Remediation command received");
                         self.recorder.command(action, applied.round_trip_us);
                     }
                     Received::Unreadable(e) => {
-                        warn!(device = %self.engine.id(i), topic = %m.topic, code = e.code(), reason = %e, "bad command")
+                        warn!(client_id = %self.client_id(link), topic = %m.topic, code = e.code(), reason = %e, "bad command")
                     }
                     Received::NotOurs | Received::NotACommand => {
-                        debug!(device = %self.engine.id(i), topic = %m.topic, "not a command for this device")
+                        debug!(client_id = %self.client_id(link), topic = %m.topic, "not a command for this fleet's devices")
                     }
                 }
             }
             ClientEvent::Connected { .. } => {
-                if self.connected_once[i] {
+                if self.connected_once[link] {
                     self.recorder.reconnected();
                 }
-                self.connected_once[i] = true;
-                debug!(device = %id, "connected");
+                self.connected_once[link] = true;
+                debug!(client_id = %self.client_id(link), "connected");
             }
             ClientEvent::Disconnected {
                 reason,
                 reconnect_in,
             } => {
-                warn!(device = %id, reason = %reason, retry_in_ms = reconnect_in.map(|d| d.as_millis() as u64), "disconnected");
+                warn!(client_id = %self.client_id(link), reason = %reason, retry_in_ms = reconnect_in.map(|d| d.as_millis() as u64), "disconnected");
             }
-            ClientEvent::Subscribed { results } => debug!(device = %id, ?results, "subscribed"),
+            ClientEvent::Subscribed { results } => {
+                debug!(client_id = %self.client_id(link), ?results, "subscribed")
+            }
             ClientEvent::Unsubscribed { .. } => {}
             ClientEvent::PublishRejected { topic, error, tag } => {
-                let count = tag.map_or(0, |t| {
-                    let seqs = untag(t);
-                    seqs.end - seqs.start
+                let (i, count) = tag.map_or((None, 0), |t| {
+                    let (i, seqs) = untag(t);
+                    (Some(i), seqs.end - seqs.start)
                 });
-                warn!(device = %id, %topic, %error, readings = count, "readings not sent");
-                if tag.is_some() {
+                warn!(client_id = %self.client_id(link), %topic, %error, readings = count, "readings not sent");
+                if let Some(i) = i {
                     self.recorder.refused(count);
                     self.outstanding[i] = self.outstanding[i].saturating_sub(count as u32);
                 }
@@ -726,7 +891,7 @@ impl<'a> Sim<'a> {
         let until = Instant::now() + drain;
         while self.outstanding.iter().any(|&n| n > 0) && !self.events.is_empty() {
             match tokio::time::timeout_at(until, self.events.next()).await {
-                Ok(Some((i, event))) => self.on_event(i, event),
+                Ok(Some((l, event))) => self.on_event(l, event),
                 Ok(None) | Err(_) => break,
             }
         }
@@ -735,7 +900,8 @@ impl<'a> Sim<'a> {
                 warn!(device = %self.engine.id(i), unacked, "stopping with readings not acknowledged");
             }
         }
-        futures_util::future::join_all(self.connections.iter().map(ClientHandle::disconnect)).await;
+        futures_util::future::join_all(self.links.iter().flatten().map(ClientHandle::disconnect))
+            .await;
         self.acked = None;
         if let Some(writer) = self.writer.take() {
             writer.await.context("the acked-file writer failed")??;
@@ -777,7 +943,10 @@ fn print_summary(args: &SimArgs, recorder: &Recorder) {
         (c.devices, c.sent, c.acked, c.messages, c.reconnects);
     let received = c.commands_total();
     let by_action: Vec<String> = c.commands.iter().map(|(a, n)| format!("{a} {n}")).collect();
-    println!("\nSummary: {devices} devices");
+    println!(
+        "\nSummary: {devices} devices on {} connections",
+        c.connections
+    );
     println!(
         "  sent {sent}, acked {acked}, unacked {}, commands received {received}{}, reconnects {reconnects}",
         sent - acked.min(sent),

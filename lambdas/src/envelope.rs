@@ -213,8 +213,8 @@ mod tests {
             b"{}",
             1,
         ));
-        assert!(guest.may_report("g7d7c5d4e0a1b4c2d8e3f1234567890ab-0001"));
-        assert!(!guest.may_report("d-1"));
+        assert!(guest.may_report("browser", "g7d7c5d4e0a1b4c2d8e3f1234567890ab-0001"));
+        assert!(!guest.may_report("browser", "d-1"));
         // An old rule's envelope (no client_id), an explicit null, and a message that did
         // not come over MQTT (`n/a`) speak for nobody.
         for body in [

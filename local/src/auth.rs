@@ -4,7 +4,8 @@
 //! # Key decision: one secret, credentials derived from it
 //! `DATA/auth/secret` holds 32 random bytes (owner-only). Every credential is
 //! `HMAC-SHA256(secret, subject)` in base64url, where the subject is what the credential
-//! stands for: `device:d-0001`, `fleet`, `observer`, `page:w1a2b3c4d5`, or `http` (the
+//! stands for: `device:d-0001`, `fleet`, `observer`, `page:w1a2b3c4d5`, `gateway:1,2` (a
+//! gateway for buildings 1 and 2), or `http` (the
 //! access key for remote browsers). So the stack keeps no table of issued tokens, a
 //! credential survives restarts, `fleet local token` can print one without a running
 //! stack, and deleting the secret revokes them all at once. The MQTT user name is the
@@ -24,7 +25,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use fleet_broker::{Authenticator, ConnectRequest, ListenerKind};
 use fleet_core::DeviceId;
-use fleet_core::access::{Identity, Namespace, Reason};
+use fleet_core::access::{Buildings, Identity, Namespace, Reason};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -39,6 +40,8 @@ pub enum Subject {
     Observer,
     /// A browser page's namespace (issued by `/config.json`).
     Page(Namespace),
+    /// A gateway for these buildings (`fleet local token --gateway 1,2`).
+    Gateway(Buildings),
     /// The HTTP access key that remote browsers need (not an MQTT credential).
     Http,
 }
@@ -51,6 +54,7 @@ impl Subject {
             Subject::Fleet => String::from("fleet"),
             Subject::Observer => String::from("observer"),
             Subject::Page(ns) => format!("page:{ns}"),
+            Subject::Gateway(b) => format!("gateway:{b}"),
             Subject::Http => String::from("http"),
         }
     }
@@ -62,6 +66,11 @@ impl Subject {
             None if username == "observer" => Some(Subject::Observer),
             Some(("device", id)) => DeviceId::try_from(id).ok().map(Subject::Device),
             Some(("page", ns)) => Namespace::new(ns).ok().map(Subject::Page),
+            // Only the canonical spelling (sorted, no repeats) is the signed subject.
+            Some(("gateway", list)) => Buildings::parse(list)
+                .ok()
+                .filter(|b| b.to_string() == list)
+                .map(Subject::Gateway),
             _ => None,
         }
     }
@@ -225,6 +234,7 @@ impl Authenticator for LocalAuthenticator {
             Subject::Fleet => Identity::Fleet,
             Subject::Observer => Identity::Observer,
             Subject::Page(ns) => Identity::Page(ns),
+            Subject::Gateway(b) => Identity::Gateway(b),
             Subject::Http => return Err(Reason::BadCredentials),
         })
     }
@@ -399,6 +409,32 @@ mod tests {
                     None
                 )),
                 Err(Reason::BadCredentials)
+            );
+        }
+        // A gateway's credential names its buildings; it is valid for exactly those, in
+        // their one spelling.
+        let gateway = keys.token(&Subject::Gateway(Buildings::parse("1,2").unwrap()));
+        assert_eq!(
+            id(request(
+                Tcp,
+                "127.0.0.1:5000",
+                Some("gateway:1,2"),
+                Some(gateway.as_bytes()),
+                None
+            )),
+            Ok(Identity::Gateway(Buildings::parse("1,2").unwrap()))
+        );
+        for other in ["gateway:1", "gateway:1,2,3", "gateway:2,1", "gateway:1,1,2"] {
+            assert_eq!(
+                id(request(
+                    Tcp,
+                    "127.0.0.1:5000",
+                    Some(other),
+                    Some(gateway.as_bytes()),
+                    None
+                )),
+                Err(Reason::BadCredentials),
+                "{other}"
             );
         }
         // TLS: the certificate's name, whatever the CONNECT says.

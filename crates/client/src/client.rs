@@ -1,10 +1,12 @@
 //! Starting a client: check the settings, then spawn the driver task.
 
+use std::net::IpAddr;
+
 use fleet_mqtt::{Options, Session};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
-use crate::driver::Driver;
+use crate::driver::{Driver, Endpoint};
 use crate::error::ClientError;
 use crate::event::ClientEvent;
 use crate::handle::{ClientHandle, Snapshot};
@@ -38,6 +40,7 @@ pub struct Client {
     options: Options,
     url: BrokerUrl,
     tls: Option<TlsFiles>,
+    bind: Option<IpAddr>,
     seed: u64,
     event_capacity: usize,
     publish_capacity: usize,
@@ -50,6 +53,7 @@ impl Client {
             options,
             url,
             tls: None,
+            bind: None,
             seed: 0,
             event_capacity: DEFAULT_EVENT_CAPACITY,
             publish_capacity: DEFAULT_PUBLISH_CAPACITY,
@@ -72,6 +76,15 @@ impl Client {
     /// TLS files, required for `mqtts://`.
     pub fn tls(mut self, files: TlsFiles) -> Client {
         self.tls = Some(files);
+        self
+    }
+
+    /// Connect from this local address (each reconnect too), e.g. one of several loopback
+    /// addresses `127.0.0.2`, `127.0.0.3`, … so that a process can hold more connections to
+    /// one broker than one address has ephemeral ports (about 28,000 on Linux). Without
+    /// it, the system picks.
+    pub fn bind(mut self, local: IpAddr) -> Client {
+        self.bind = Some(local);
         self
     }
 
@@ -117,8 +130,13 @@ impl Client {
         let (control_tx, control_rx) = mpsc::channel(16);
         let (event_tx, event_rx) = mpsc::channel(self.event_capacity);
         let (state_tx, state_rx) = watch::channel(Snapshot::initial());
+        let endpoint = Endpoint {
+            url: self.url,
+            tls,
+            bind: self.bind,
+        };
         let driver = Driver::new(
-            session, self.url, tls, publish_rx, control_rx, event_tx, state_tx,
+            session, endpoint, publish_rx, control_rx, event_tx, state_tx,
         );
         let span = tracing::info_span!("mqtt_client", client_id = %client_id, url = %url);
         runtime.spawn(driver.run().instrument(span));

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::future::{Future, pending, poll_fn};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,10 +44,17 @@ enum Wake {
     Timer,
 }
 
+/// Where and how the driver connects, each time it (re)connects.
+pub(crate) struct Endpoint {
+    pub(crate) url: BrokerUrl,
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    /// The local address to connect from, if not the system's choice.
+    pub(crate) bind: Option<IpAddr>,
+}
+
 pub(crate) struct Driver {
     session: Session,
-    url: BrokerUrl,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    endpoint: Endpoint,
     publishes: mpsc::Receiver<Publish>,
     controls: mpsc::Receiver<Control>,
     /// False once every handle is gone.
@@ -71,8 +79,7 @@ pub(crate) struct Driver {
 impl Driver {
     pub(crate) fn new(
         session: Session,
-        url: BrokerUrl,
-        tls: Option<Arc<rustls::ClientConfig>>,
+        endpoint: Endpoint,
         publishes: mpsc::Receiver<Publish>,
         controls: mpsc::Receiver<Control>,
         events: mpsc::Sender<ClientEvent>,
@@ -81,8 +88,7 @@ impl Driver {
         let origin = Instant::now();
         Driver {
             session,
-            url,
-            tls,
+            endpoint,
             publishes,
             controls,
             handles_alive: true,
@@ -144,8 +150,9 @@ impl Driver {
                 TransportAction::Open => {
                     debug!("opening transport");
                     self.opening = Some(Box::pin(transport::open(
-                        self.url.clone(),
-                        self.tls.clone(),
+                        self.endpoint.url.clone(),
+                        self.endpoint.tls.clone(),
+                        self.endpoint.bind,
                     )));
                 }
                 TransportAction::Close => {

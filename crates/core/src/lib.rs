@@ -35,7 +35,7 @@ pub mod plan;
 pub mod policy;
 pub mod topic;
 
-pub use access::{Identity, Namespace, Publisher};
+pub use access::{Buildings, Identity, Namespace, Publisher};
 pub use alarm::{AlarmConfig, AlarmKind, AlarmNotice, AlarmState, Alarms};
 pub use device::{Device, DeviceModel, DeviceParams, Fleet, FleetVariation, Sample};
 pub use id::{BuildingId, DeviceId, IdError};

@@ -12,6 +12,7 @@
 mod error;
 
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -20,7 +21,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{Sink, SinkExt, StreamExt};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -40,24 +41,27 @@ pub(crate) struct Transport {
     pub(crate) writer: Writer,
 }
 
-/// Connects to `url`: TCP, then TLS or the WebSocket upgrade.
+/// Connects to `url`: TCP (from `bind` if given), then TLS or the WebSocket upgrade.
 pub(crate) async fn open(
     url: BrokerUrl,
     tls: Option<Arc<rustls::ClientConfig>>,
+    bind: Option<IpAddr>,
 ) -> Result<Transport, TransportError> {
     let addr = url.authority();
-    let tcp = TcpStream::connect((url.host(), url.port()))
-        .await
-        .map_err(|source| match source.kind() {
-            io::ErrorKind::ConnectionRefused => TransportError::Refused {
-                addr: addr.clone(),
-                source,
-            },
-            _ => TransportError::Connect {
-                addr: addr.clone(),
-                source,
-            },
-        })?;
+    let tcp = match bind {
+        None => TcpStream::connect((url.host(), url.port())).await,
+        Some(local) => connect_from(local, url.host(), url.port()).await,
+    };
+    let tcp = tcp.map_err(|source| match source.kind() {
+        io::ErrorKind::ConnectionRefused => TransportError::Refused {
+            addr: addr.clone(),
+            source,
+        },
+        _ => TransportError::Connect {
+            addr: addr.clone(),
+            source,
+        },
+    })?;
     // MQTT packets are small and each one is written as soon as it is ready; Nagle's
     // algorithm would hold PUBACKs and PINGREQs back for up to 40 ms.
     tcp.set_nodelay(true)
@@ -90,6 +94,34 @@ pub(crate) async fn open(
             })
         }
     }
+}
+
+/// A TCP connection to `host:port` from the local address `local` (a port the system
+/// picks): each local address has its own ephemeral ports, so a process with several can
+/// hold more than the ~28,000 connections one address allows to one broker.
+async fn connect_from(local: IpAddr, host: &str, port: u16) -> io::Result<TcpStream> {
+    let mut last = None;
+    for remote in tokio::net::lookup_host((host, port)).await? {
+        if remote.is_ipv4() != local.is_ipv4() {
+            continue;
+        }
+        let socket = if local.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(local, 0))?;
+        match socket.connect(remote).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            format!("{host} has no address of the local address {local}'s family"),
+        )
+    }))
 }
 
 /// The WebSocket upgrade, asking for subprotocol `mqtt` (tungstenite then checks that the

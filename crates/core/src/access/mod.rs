@@ -16,19 +16,26 @@
 //! | [`Identity::Device`] (certificate, device credential) | its id, or [`LEGACY_CLIENT_ID`] | its own telemetry topic; the legacy telemetry topics (the worker checks `body.device`) | its own command topic; the legacy remediation topics |
 //! | [`Identity::Fleet`] (the fleet token: a simulator) | any one device id per connection, or [`LEGACY_CLIENT_ID`] | as that device (legacy: any `body.device`) | as that device |
 //! | [`Identity::Page`] (a page's credential) | `{namespace}.{suffix}` | telemetry of `{namespace}-…` devices | their command topics (a `+` device receives only theirs), alarms |
+//! | [`Identity::Gateway`] (a gateway's credential, for named buildings) | `gateway:{some of its buildings}` | telemetry in those buildings (any device id) | those buildings' command topics (`cmd/monitoring/{b}/+/remediation`) |
 //! | [`Identity::Observer`] (the read credential) | any | nothing | anything |
-//! | [`Identity::Development`] (loopback, no credential) | any; a device id names the device | that device's telemetry | anything (read-only observers are loopback's) |
+//! | [`Identity::Development`] (loopback, no credential) | any; a device id names the device, `gateway:{buildings}` a gateway | that device's telemetry, or the gateway's | anything (read-only observers are loopback's) |
 //!
 //! A client id is held by one identity at a time: another connection may take it over
 //! only if it is the same identity, or a stronger kind (a device beats the fleet token,
-//! which beats development mode), see [`Holder`].
+//! pages and gateways, which beat development mode), see [`Holder`].
+//!
+//! A gateway's client id names the buildings that connection speaks for, a subset of its
+//! credential's: each connection may do only what its own buildings need, and a log line
+//! or refusal names them.
 //!
 //! # Layout
 //! - [`Identity`], [`connect`], [`Grant`], [`Holder`]: the rules (this file).
 //! - [`Publisher`]: whose readings a client may publish, also built from an AWS client id.
 //! - [`Namespace`]: a page's devices and client ids.
+//! - [`Buildings`]: a gateway's buildings and client ids.
 //! - [`Reason`], [`Action`]: why something was refused, as stable codes.
 
+mod gateway;
 mod namespace;
 mod publisher;
 mod refusal;
@@ -36,6 +43,7 @@ mod shape;
 
 use std::fmt;
 
+pub use gateway::{Buildings, BuildingsError, GATEWAY_CLIENT_ID_PREFIX};
 pub use namespace::Namespace;
 pub use publisher::Publisher;
 pub use refusal::{Action, Reason};
@@ -56,6 +64,9 @@ pub enum Identity {
     Fleet,
     /// A browser page, proven by the credential its same-origin `config.json` gave it.
     Page(Namespace),
+    /// A gateway for named buildings (a credential the stack issued for them): it publishes
+    /// for every device of those buildings and hears their commands.
+    Gateway(Buildings),
     /// A read-only client (dashboards, `mosquitto_sub`).
     Observer,
     /// No credential, on a loopback listener in development mode: the client id is taken
@@ -69,6 +80,7 @@ impl fmt::Display for Identity {
             Identity::Device(id) => write!(f, "device {id}"),
             Identity::Fleet => f.write_str("fleet token"),
             Identity::Page(ns) => write!(f, "page {ns}"),
+            Identity::Gateway(b) => write!(f, "gateway of buildings {b}"),
             Identity::Observer => f.write_str("observer"),
             Identity::Development => f.write_str("development mode (client id)"),
         }
@@ -78,7 +90,7 @@ impl fmt::Display for Identity {
 /// Who holds a client id, to decide whether a new connection may take it over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
-    /// Development and observers 1, the fleet token and pages 2, devices 3.
+    /// Development and observers 1, the fleet token, pages and gateways 2, devices 3.
     strength: u8,
     /// The identity, e.g. `device:d-0001`.
     key: String,
@@ -155,6 +167,16 @@ pub fn connect(
                 holder: holder(2, format!("page:{ns}")),
             }
         }
+        Identity::Gateway(buildings) => {
+            let own = Buildings::of_client_id(client_id)
+                .filter(|own| buildings.includes(own))
+                .ok_or(Reason::ClientIdNotAllowed)?;
+            Grant {
+                publisher: Publisher::Buildings(own),
+                reads_all: false,
+                holder: holder(2, format!("gateway:{buildings}")),
+            }
+        }
         Identity::Observer => Grant {
             publisher: Publisher::Nobody,
             reads_all: true,
@@ -163,6 +185,8 @@ pub fn connect(
         Identity::Development => {
             let publisher = if client_id == LEGACY_CLIENT_ID {
                 Publisher::Unbound
+            } else if let Some(buildings) = Buildings::of_client_id(client_id) {
+                Publisher::Buildings(buildings)
             } else {
                 DeviceId::try_from(client_id).map_or(Publisher::Nobody, Publisher::Device)
             };
@@ -199,11 +223,12 @@ impl Grant {
             Shape::Alarms => Err(Reason::AlarmTopic),
             _ if nobody => Err(Reason::ReadOnly),
             Shape::Telemetry {
+                building: Seg::Id(building),
                 device: Seg::Id(device),
-            } if self.publisher.may_report(device) => Ok(()),
+            } if self.publisher.may_report(building, device) => Ok(()),
             Shape::Telemetry { .. } => Err(Reason::OtherDevice),
             // Legacy topics name no device; the worker checks `body.device` against the
-            // publisher. Pages never speak the legacy protocol.
+            // publisher. Pages and gateways never speak the legacy protocol.
             Shape::LegacyTelemetry => match self.publisher {
                 Publisher::Device(_) | Publisher::Unbound => Ok(()),
                 _ => Err(Reason::OtherDevice),
@@ -221,16 +246,31 @@ impl Grant {
             (
                 Shape::Command {
                     device: Seg::Id(device),
+                    ..
                 },
                 Publisher::Device(me),
             ) if me.as_str() == device => Ok(Receive::All),
             (
                 Shape::Command {
                     device: Seg::Id(device),
+                    ..
                 },
                 Publisher::Namespace(ns),
             ) if ns.owns(device) => Ok(Receive::All),
-            (Shape::Command { device: Seg::Any }, Publisher::Namespace(_)) => Ok(Receive::Checked),
+            (
+                Shape::Command {
+                    device: Seg::Any, ..
+                },
+                Publisher::Namespace(_),
+            ) => Ok(Receive::Checked),
+            // A gateway hears every device of its own buildings, by wildcard or one by one.
+            (
+                Shape::Command {
+                    building: Seg::Id(building),
+                    ..
+                },
+                Publisher::Buildings(buildings),
+            ) if buildings.contains(building) => Ok(Receive::All),
             (Shape::Alarms, Publisher::Namespace(_)) => Ok(Receive::All),
             // The legacy command topic is per building and names no device: every legacy
             // device of the building hears every command and keeps its own (§4.3).
@@ -249,6 +289,7 @@ impl Grant {
                 Publisher::Namespace(ns),
                 Shape::Command {
                     device: Seg::Id(device),
+                    ..
                 },
             ) => ns.owns(device),
             (Publisher::Namespace(_), Shape::Alarms) => true,

@@ -127,10 +127,14 @@ impl Reason {
             Reason::OriginNotAllowed => "the page's origin is not allowed to reach this stack",
             Reason::CommandTopic => "only the pipeline publishes commands",
             Reason::AlarmTopic => "only the pipeline publishes alarms",
-            Reason::OtherDevice => "a device publishes only its own telemetry",
+            Reason::OtherDevice => {
+                "a device publishes only its own telemetry (a gateway its buildings')"
+            }
             Reason::ReadOnly => "this client may only subscribe",
             Reason::UnknownTopic => "the topic is not one of the fleet's",
-            Reason::NotOwnTopic => "a device subscribes only to its own command topic",
+            Reason::NotOwnTopic => {
+                "a device subscribes only to its own command topic (a gateway its buildings')"
+            }
         }
     }
 }

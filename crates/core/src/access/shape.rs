@@ -16,9 +16,9 @@ pub(crate) enum Seg<'t> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Shape<'t> {
     /// `dt/monitoring/{building}/{device}/telemetry`.
-    Telemetry { device: Seg<'t> },
+    Telemetry { building: Seg<'t>, device: Seg<'t> },
     /// `cmd/monitoring/{building}/{device}/remediation`.
-    Command { device: Seg<'t> },
+    Command { building: Seg<'t>, device: Seg<'t> },
     /// `dt/monitoring/alarms`.
     Alarms,
     /// `monitoring-device/building-{n}`.
@@ -44,12 +44,12 @@ pub(crate) fn classify(s: &str, wildcards: bool) -> Shape<'_> {
     let mut next = || parts.next();
     let shape = match (next(), next(), next(), next(), next(), next()) {
         (Some("dt"), Some("monitoring"), Some("alarms"), None, None, None) => Some(Shape::Alarms),
-        (Some("dt"), Some("monitoring"), Some(b), Some(d), Some("telemetry"), None) => {
-            seg(b).and(seg(d)).map(|device| Shape::Telemetry { device })
-        }
-        (Some("cmd"), Some("monitoring"), Some(b), Some(d), Some("remediation"), None) => {
-            seg(b).and(seg(d)).map(|device| Shape::Command { device })
-        }
+        (Some("dt"), Some("monitoring"), Some(b), Some(d), Some("telemetry"), None) => seg(b)
+            .zip(seg(d))
+            .map(|(building, device)| Shape::Telemetry { building, device }),
+        (Some("cmd"), Some("monitoring"), Some(b), Some(d), Some("remediation"), None) => seg(b)
+            .zip(seg(d))
+            .map(|(building, device)| Shape::Command { building, device }),
         (Some("monitoring-device"), Some(last), None, None, None, None) => {
             let legacy = |prefix: &str, shape: Shape<'static>| {
                 last.strip_prefix(prefix)
@@ -75,12 +75,14 @@ mod tests {
         assert_eq!(
             t("dt/monitoring/1/d-1/telemetry"),
             Shape::Telemetry {
+                building: Seg::Id("1"),
                 device: Seg::Id("d-1")
             }
         );
         assert_eq!(
             t("cmd/monitoring/1/d-1/remediation"),
             Shape::Command {
+                building: Seg::Id("1"),
                 device: Seg::Id("d-1")
             }
         );
@@ -103,11 +105,15 @@ mod tests {
         }
         assert_eq!(
             f("cmd/monitoring/+/+/remediation"),
-            Shape::Command { device: Seg::Any }
+            Shape::Command {
+                building: Seg::Any,
+                device: Seg::Any
+            }
         );
         assert_eq!(
             f("cmd/monitoring/+/d-1/remediation"),
             Shape::Command {
+                building: Seg::Any,
                 device: Seg::Id("d-1")
             }
         );

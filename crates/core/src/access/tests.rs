@@ -208,6 +208,106 @@ fn row_development_mode_on_loopback() {
     check_publish(&legacy, &[(LEGACY_IN, Ok(())), (OWN, Ok(()))]);
 }
 
+fn gateway(buildings: &str) -> Identity {
+    Identity::Gateway(Buildings::parse(buildings).unwrap())
+}
+
+#[test]
+fn row_gateway_for_named_buildings() {
+    let gw = gateway("1,2");
+    // Its client id names the buildings of that connection, some of its credential's.
+    for bad in [
+        "d-0001",
+        "gateway:3",
+        "gateway:1,3",
+        "gateway:",
+        "gateway-1",
+        LEGACY_CLIENT_ID,
+        "w1a2.gw0",
+    ] {
+        assert_eq!(
+            connect(&gw, bad, None).unwrap_err(),
+            Reason::ClientIdNotAllowed,
+            "{bad}"
+        );
+    }
+    let both = connect(&gw, "gateway:1,2", None).unwrap();
+    assert_eq!(
+        both.publisher(),
+        &Publisher::Buildings(Buildings::parse("1,2").unwrap())
+    );
+    check_publish(
+        &both,
+        &[
+            (OWN, Ok(())),
+            (OTHER, Ok(())),
+            ("dt/monitoring/2/x-7/telemetry", Ok(())),
+            ("dt/monitoring/3/d-0001/telemetry", Err(Reason::OtherDevice)),
+            (
+                "dt/monitoring/+/d-0001/telemetry",
+                Err(Reason::UnknownTopic),
+            ),
+            (OWN_CMD, Err(Reason::CommandTopic)),
+            (
+                "cmd/monitoring/3/d-0001/remediation",
+                Err(Reason::CommandTopic),
+            ),
+            (LEGACY_IN, Err(Reason::OtherDevice)),
+            (LEGACY_OUT, Err(Reason::CommandTopic)),
+            (ALARMS, Err(Reason::AlarmTopic)),
+            ("a/b", Err(Reason::UnknownTopic)),
+        ],
+    );
+    check_subscribe(
+        &both,
+        &[
+            ("cmd/monitoring/1/+/remediation", Ok(Receive::All)),
+            ("cmd/monitoring/2/+/remediation", Ok(Receive::All)),
+            (OWN_CMD, Ok(Receive::All)),
+            ("cmd/monitoring/3/+/remediation", Err(Reason::NotOwnTopic)),
+            ("cmd/monitoring/+/+/remediation", Err(Reason::NotOwnTopic)),
+            (
+                "cmd/monitoring/+/d-0001/remediation",
+                Err(Reason::NotOwnTopic),
+            ),
+            (LEGACY_OUT, Err(Reason::NotOwnTopic)),
+            (ALARMS, Err(Reason::NotOwnTopic)),
+            (OWN, Err(Reason::NotOwnTopic)),
+            ("#", Err(Reason::NotOwnTopic)),
+        ],
+    );
+    // A connection for building 2 only cannot speak for building 1, though its credential
+    // could: its client id bounds it.
+    let two = connect(&gw, "gateway:2", None).unwrap();
+    check_publish(
+        &two,
+        &[
+            ("dt/monitoring/2/d-0001/telemetry", Ok(())),
+            (OWN, Err(Reason::OtherDevice)),
+        ],
+    );
+    check_subscribe(
+        &two,
+        &[("cmd/monitoring/1/+/remediation", Err(Reason::NotOwnTopic))],
+    );
+    // What the worker checks: readings of its buildings only.
+    assert!(two.publisher().may_report("2", "d-0001"));
+    assert!(!two.publisher().may_report("1", "d-0001"));
+    // In development mode a gateway's client id is taken at its word, as a device's is.
+    let dev = connect(&Identity::Development, "gateway:5", None).unwrap();
+    check_publish(
+        &dev,
+        &[
+            ("dt/monitoring/5/d-0001/telemetry", Ok(())),
+            (OWN, Err(Reason::OtherDevice)),
+            (
+                "cmd/monitoring/5/d-0001/remediation",
+                Err(Reason::CommandTopic),
+            ),
+        ],
+    );
+}
+
 #[test]
 fn row_pipeline_no_client_identity_may_command_or_alarm() {
     // The pipeline publishes through the broker's own handle; every client identity, on
@@ -218,6 +318,8 @@ fn row_pipeline_no_client_identity_may_command_or_alarm() {
         (Identity::Fleet, "d-0001"),
         (Identity::Fleet, LEGACY_CLIENT_ID),
         (page("w1a2"), "w1a2.gw0"),
+        (gateway("1"), "gateway:1"),
+        (Identity::Development, "gateway:1"),
         (Identity::Observer, "o"),
         (Identity::Development, "d-0001"),
         (Identity::Development, LEGACY_CLIENT_ID),
@@ -265,6 +367,9 @@ fn takeover_only_by_the_same_identity_or_a_stronger_proof() {
     let fleet = holder(&Identity::Fleet, "d-0001");
     let dev = holder(&Identity::Development, "d-0001");
     let observer = holder(&Identity::Observer, "d-0001");
+    let gateway_1 = holder(&gateway("1"), "gateway:1");
+    let gateway_12 = holder(&gateway("1,2"), "gateway:1");
+    let dev_gateway = holder(&Identity::Development, "gateway:1");
     // The same identity reconnecting (a half-open connection) takes over.
     assert!(cert.may_take_over(&cert));
     assert!(dev.may_take_over(&dev));
@@ -275,6 +380,12 @@ fn takeover_only_by_the_same_identity_or_a_stronger_proof() {
     assert!(!dev.may_take_over(&cert));
     assert!(!fleet.may_take_over(&cert));
     assert!(!observer.may_take_over(&dev));
+    // A gateway's credential evicts a development-mode claim on its client id; another
+    // gateway's credential (other buildings) does not evict it.
+    assert!(gateway_1.may_take_over(&dev_gateway));
+    assert!(gateway_1.may_take_over(&gateway_1));
+    assert!(!gateway_12.may_take_over(&gateway_1));
+    assert!(!dev_gateway.may_take_over(&gateway_1));
     // Two certificates sharing the legacy client id cannot evict each other.
     assert!(!other_legacy_cert.may_take_over(&legacy_cert));
     assert!(legacy_cert.may_take_over(&legacy_cert));

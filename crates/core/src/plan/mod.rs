@@ -407,7 +407,10 @@ fn row(
     let Some(building) = t.building.or_else(|| topic.building().cloned()) else {
         return Err(Rejection::NotTelemetryTopic);
     };
-    if !msg.publisher.may_report(t.device.as_str()) {
+    if !msg
+        .publisher
+        .may_report(building.as_str(), t.device.as_str())
+    {
         return Err(Rejection::NotPublisher {
             device: t.device.into_string(),
             publisher: msg.publisher.to_string(),
