@@ -232,6 +232,13 @@ fn row_gateway_for_named_buildings() {
         );
     }
     let both = connect(&gw, "gateway:1,2", None).unwrap();
+    // A shard's connection for the same buildings adds its suffix, and is no wider.
+    let shard = connect(&gw, "gateway:1,2.s3", None).unwrap();
+    assert_eq!(shard.publisher(), both.publisher());
+    assert_eq!(
+        connect(&gw, "gateway:1,3.s3", None).unwrap_err(),
+        Reason::ClientIdNotAllowed
+    );
     assert_eq!(
         both.publisher(),
         &Publisher::Buildings(Buildings::parse("1,2").unwrap())
