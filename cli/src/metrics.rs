@@ -52,6 +52,10 @@ pub struct Counts {
     pub refused: u64,
     /// Readings whose publish failed before reaching a connection.
     pub not_sent: u64,
+    /// Acknowledgements and commands whose latency is not in the histograms: their reading
+    /// was published longer ago than the window of publish times kept, or (a legacy
+    /// command) does not say which reading it answers.
+    pub latency_unsampled: u64,
 }
 
 impl Counts {
@@ -72,6 +76,7 @@ impl Counts {
             ("reconnects", self.reconnects),
             ("refused", self.refused),
             ("not_sent", self.not_sent),
+            ("latency_unsampled", self.latency_unsampled),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -159,8 +164,9 @@ impl Recorder {
     /// (when known).
     pub fn acked(&mut self, readings: u64, latency_us: Option<u64>) {
         self.counts.acked += readings;
-        if let Some(us) = latency_us {
-            self.ack_us.saturating_record(us.max(1));
+        match latency_us {
+            Some(us) => self.ack_us.saturating_record(us.max(1)),
+            None => self.counts.latency_unsampled += 1,
         }
         if let Some(p) = &self.prom {
             p.acked.inc_by(readings);
@@ -174,8 +180,9 @@ impl Recorder {
     /// answers (when known).
     pub fn command(&mut self, action: &'static str, round_trip_us: Option<u64>) {
         *self.counts.commands.entry(action).or_default() += 1;
-        if let Some(us) = round_trip_us {
-            self.round_trip_us.saturating_record(us.max(1));
+        match round_trip_us {
+            Some(us) => self.round_trip_us.saturating_record(us.max(1)),
+            None => self.counts.latency_unsampled += 1,
         }
         if let Some(p) = &self.prom {
             p.commands
@@ -373,7 +380,8 @@ mod tests {
                     ("commands", 2),
                     ("reconnects", 1),
                     ("refused", 1),
-                    ("not_sent", 2)
+                    ("not_sent", 2),
+                    ("latency_unsampled", 1)
                 ]
                 .map(|(k, v)| (k.to_owned(), v))
             )

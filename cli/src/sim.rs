@@ -43,7 +43,6 @@ use fleet_core::payload::Shape;
 use fleet_core::{BuildingId, DeviceId, Fleet, FleetVariation, MAX_BATCH};
 use fleet_engine::{DeviceSpec, Engine, EngineConfig, Received, Via};
 use fleet_mqtt::{Backoff, Options, QoS};
-use futures_util::stream::{SelectAll, Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 use tracing::{debug, info, warn};
@@ -218,7 +217,7 @@ pub fn run(args: SimArgs) -> Result<()> {
         batch: usize::from(args.batch),
         topic_prefix,
         qos: QoS::AtLeastOnce,
-        round_trip_window: 256.max(3 * usize::from(args.batch)),
+        round_trip_window: latency_window(params.update_frequency_s, args.batch),
         ..EngineConfig::default()
     };
     // Checked before the setup is printed: a bad fleet fails without starting.
@@ -337,6 +336,19 @@ fn connection_plan(args: &SimArgs, url: &BrokerUrl, devices: &[DeviceSpec]) -> R
         }
     }
     Ok(plan)
+}
+
+/// Readings per device whose publish time the engine keeps, to time their acknowledgement
+/// and the command answering them: two minutes of readings at the period, at least 16 and 3
+/// batches, at most 256. A latency longer than the window is not sampled and is counted as
+/// such (`latency_unsampled`). It is memory per device: 256 as before cost 2 KiB of each
+/// device's 20 KiB budget (issue 16) where 64 cover two minutes at the default period.
+fn latency_window(period_s: f64, batch: u16) -> usize {
+    let readings = (120.0 / period_s.max(1e-3)).ceil().min(256.0) as usize;
+    readings
+        .max(16)
+        .max(3 * usize::from(batch))
+        .min(256.max(3 * usize::from(batch)))
 }
 
 /// The device indexes this process runs: the whole fleet, or its `--shard`.
@@ -542,14 +554,13 @@ fn credentials(args: &SimArgs) -> Result<Option<(String, Option<Vec<u8>>)>> {
     }
 }
 
-/// One connection's events, tagged with the connection.
-type Events = Pin<Box<dyn Stream<Item = (usize, ClientEvent)> + Send>>;
-
-fn events_of(link: usize, mut rx: mpsc::Receiver<ClientEvent>) -> Events {
-    Box::pin(futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx).map(|event| event.map(|e| (link, e)))
-    }))
-}
+/// Events every connection may have waiting for the simulator, together. One channel for
+/// all connections, not one each: a channel's first buffer cost each per-device connection
+/// about 3 KiB (issue 16). Large, because a connection whose event finds it full stops
+/// reading from the broker until there is room, and the simulator can spend a second
+/// publishing a tick's readings while acknowledgements arrive; buffers are allocated only as
+/// events wait.
+const EVENT_CAPACITY: usize = 1 << 20;
 
 /// Bits of a tag: the device (24, more than `--devices` allows), the readings' count (7,
 /// more than `MAX_BATCH`), the first `seq` (33: 8.6 billion readings per device).
@@ -583,7 +594,10 @@ struct Sim<'a> {
     plan: Plan,
     /// Connection `l`, once the ramp-up reached its first device.
     links: Vec<Option<ClientHandle>>,
-    events: SelectAll<Events>,
+    /// Every connection's events, tagged with the connection.
+    events: mpsc::Receiver<(usize, ClientEvent)>,
+    /// What each connection sends its events with.
+    events_tx: mpsc::Sender<(usize, ClientEvent)>,
     /// Readings of device `i` published and not yet acknowledged.
     outstanding: Vec<u32>,
     /// Whether connection `l` was up before (so its next connect is a reconnect).
@@ -613,6 +627,7 @@ impl<'a> Sim<'a> {
         };
         let n = engine.len();
         let links = plan.connections(n);
+        let (events_tx, events) = mpsc::channel(EVENT_CAPACITY);
         Ok(Sim {
             credentials: credentials(args)?,
             args,
@@ -620,7 +635,8 @@ impl<'a> Sim<'a> {
             tls,
             plan,
             links: (0..links).map(|_| None).collect(),
-            events: SelectAll::new(),
+            events,
+            events_tx,
             outstanding: vec![0; n],
             connected_once: vec![false; links],
             acked,
@@ -665,7 +681,7 @@ impl<'a> Sim<'a> {
                 () = &mut stop => break,
                 r = &mut interrupt => { r.context("waiting for Ctrl-C")?; interrupted = true; break; }
                 r = &mut terminate => { r?; interrupted = true; break; }
-                Some((i, event)) = self.events.next(), if !self.events.is_empty() => {
+                Some((i, event)) = self.events.recv() => {
                     self.on_event(i, event);
                 }
                 () = &mut timer, if armed.is_some() => {
@@ -757,8 +773,8 @@ impl<'a> Sim<'a> {
                 .map(|b| format!("cmd/monitoring/{b}/+/remediation"))
                 .collect(),
         };
-        let (handle, events) = client
-            .start()
+        let handle = client
+            .start_shared(link, self.events_tx.clone())
             .with_context(|| format!("connection {client_id}"))?;
         let filters: Vec<(&str, QoS)> = filters
             .iter()
@@ -768,7 +784,6 @@ impl<'a> Sim<'a> {
             warn!(client_id, error = %e, "cannot subscribe to commands");
         }
         self.links[link] = Some(handle);
-        self.events.push(events_of(link, events));
         self.recorder.connection_started();
         Ok(())
     }
@@ -889,8 +904,8 @@ impl<'a> Sim<'a> {
         // Drain: outstanding acks, then a clean disconnect.
         let drain = Duration::from_secs_f64(self.args.drain_timeout.max(0.0));
         let until = Instant::now() + drain;
-        while self.outstanding.iter().any(|&n| n > 0) && !self.events.is_empty() {
-            match tokio::time::timeout_at(until, self.events.next()).await {
+        while self.outstanding.iter().any(|&n| n > 0) && self.links.iter().any(Option::is_some) {
+            match tokio::time::timeout_at(until, self.events.recv()).await {
                 Ok(Some((l, event))) => self.on_event(l, event),
                 Ok(None) | Err(_) => break,
             }
@@ -969,6 +984,12 @@ fn print_summary(args: &SimArgs, recorder: &Recorder) {
             rtt.len()
         );
     }
+    if c.latency_unsampled > 0 {
+        println!(
+            "  {} acknowledgements or commands came too late to time (or answer a legacy reading): not in the latencies",
+            c.latency_unsampled
+        );
+    }
     info!(
         devices,
         sent,
@@ -979,8 +1000,22 @@ fn print_summary(args: &SimArgs, recorder: &Recorder) {
         reconnects,
         refused = c.refused,
         not_sent = c.not_sent,
+        latency_unsampled = c.latency_unsampled,
         legacy = args.legacy,
         shard = args.shard.map(|s| s.to_string()),
         "summary"
     );
+}
+
+#[cfg(test)]
+mod latency_window_tests {
+    use super::latency_window;
+
+    #[test]
+    fn the_window_covers_two_minutes_of_readings_within_its_bounds() {
+        assert_eq!(latency_window(2.0, 1), 60);
+        assert_eq!(latency_window(60.0, 1), 16);
+        assert_eq!(latency_window(0.1, 1), 256);
+        assert_eq!(latency_window(2.0, 100), 300);
+    }
 }

@@ -6,7 +6,7 @@ use fleet_mqtt::{Options, Session};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
-use crate::driver::{Driver, Endpoint};
+use crate::driver::{Driver, Endpoint, EventSink};
 use crate::error::ClientError;
 use crate::event::ClientEvent;
 use crate::handle::{ClientHandle, Snapshot};
@@ -115,6 +115,26 @@ impl Client {
     /// connection. Connecting happens in the background: watch the events (or
     /// [`ClientHandle::connected`]) to know when it is up.
     pub fn start(self) -> Result<(ClientHandle, mpsc::Receiver<ClientEvent>), ClientError> {
+        let (event_tx, event_rx) = mpsc::channel(self.event_capacity);
+        let handle = self.launch(EventSink::Own(event_tx))?;
+        Ok((handle, event_rx))
+    }
+
+    /// As [`start`](Client::start), but the connection's events go to `events`, a channel
+    /// shared by many connections, each event with `tag` (the connection's name for the
+    /// application). For applications that run thousands of connections: one channel
+    /// instead of one per connection saves its buffer (a few KiB per connection) and lets
+    /// one receiver wait on all of them. The shared channel's capacity replaces
+    /// [`event_capacity`](Client::event_capacity).
+    pub fn start_shared(
+        self,
+        tag: usize,
+        events: mpsc::Sender<(usize, ClientEvent)>,
+    ) -> Result<ClientHandle, ClientError> {
+        self.launch(EventSink::Shared { tag, tx: events })
+    }
+
+    fn launch(self, events: EventSink) -> Result<ClientHandle, ClientError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ClientError::NoRuntime)?;
         let tls = match (self.url.scheme(), &self.tls) {
             (Scheme::Mqtts, Some(files)) => Some(files.load()?),
@@ -128,21 +148,15 @@ impl Client {
         let (publish_tx, publish_rx) = mpsc::channel(self.publish_capacity);
         // Few control requests are ever in flight; a small channel is plenty.
         let (control_tx, control_rx) = mpsc::channel(16);
-        let (event_tx, event_rx) = mpsc::channel(self.event_capacity);
         let (state_tx, state_rx) = watch::channel(Snapshot::initial());
         let endpoint = Endpoint {
             url: self.url,
             tls,
             bind: self.bind,
         };
-        let driver = Driver::new(
-            session, endpoint, publish_rx, control_rx, event_tx, state_tx,
-        );
+        let driver = Driver::new(session, endpoint, publish_rx, control_rx, events, state_tx);
         let span = tracing::info_span!("mqtt_client", client_id = %client_id, url = %url);
         runtime.spawn(driver.run().instrument(span));
-        Ok((
-            ClientHandle::new(publish_tx, control_tx, state_rx),
-            event_rx,
-        ))
+        Ok(ClientHandle::new(publish_tx, control_tx, state_rx))
     }
 }

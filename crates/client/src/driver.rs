@@ -27,10 +27,47 @@ use crate::url::BrokerUrl;
 /// Publishes taken in one turn before the loop writes: enough for many to share one write
 /// (and one WebSocket frame), few enough that reads are not starved.
 const PUBLISH_BATCH: usize = 1024;
-/// The read buffer's size; one read takes at most this much.
-const READ_BUFFER: usize = 64 * 1024;
+/// The read buffer's first size. Most connections (one per simulated device) only ever read
+/// a few acknowledgements and commands at a time, and a buffer is held per connection: at
+/// 64 KiB from the start, 2,000 devices had allocated 131 MB of read buffers at their peak
+/// (heaptrack, issue 16), the most of any one thing. One read takes at most the buffer's size; a connection whose reads fill it (a
+/// gateway's acknowledgements) has it doubled, up to [`READ_BUFFER_MAX`].
+const READ_BUFFER_MIN: usize = 2 * 1024;
+/// The most a read buffer grows to.
+const READ_BUFFER_MAX: usize = 64 * 1024;
 /// How long a close may take to send DISCONNECT and the TLS or WebSocket goodbye.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where a connection's events go: a channel of its own, or one shared by many connections,
+/// each event tagged with its connection.
+pub(crate) enum EventSink {
+    /// [`Client::start`](crate::Client::start)'s own receiver.
+    Own(mpsc::Sender<ClientEvent>),
+    /// [`Client::start_shared`](crate::Client::start_shared)'s channel and this
+    /// connection's tag.
+    Shared {
+        /// The connection's tag.
+        tag: usize,
+        /// The channel every connection of the application sends to.
+        tx: mpsc::Sender<(usize, ClientEvent)>,
+    },
+}
+
+impl EventSink {
+    /// Sends `event`, waiting for room (so a slow application slows the broker down rather
+    /// than lose events); dropped when the receiver is gone.
+    async fn send(&self, event: ClientEvent) {
+        match self {
+            EventSink::Own(tx) if !tx.is_closed() => {
+                let _ = tx.send(event).await;
+            }
+            EventSink::Shared { tag, tx } if !tx.is_closed() => {
+                let _ = tx.send((*tag, event)).await;
+            }
+            _ => {}
+        }
+    }
+}
 
 type Opening = Pin<Box<dyn Future<Output = Result<Transport, TransportError>> + Send>>;
 
@@ -59,7 +96,7 @@ pub(crate) struct Driver {
     controls: mpsc::Receiver<Control>,
     /// False once every handle is gone.
     handles_alive: bool,
-    events: mpsc::Sender<ClientEvent>,
+    events: EventSink,
     /// Events made by the driver itself (refused fire-and-forget publishes).
     rejected: Vec<ClientEvent>,
     /// The tags of tagged QoS 1 publishes waiting for their acknowledgement, by packet id.
@@ -82,7 +119,7 @@ impl Driver {
         endpoint: Endpoint,
         publishes: mpsc::Receiver<Publish>,
         controls: mpsc::Receiver<Control>,
-        events: mpsc::Sender<ClientEvent>,
+        events: EventSink,
         state: watch::Sender<Snapshot>,
     ) -> Driver {
         let origin = Instant::now();
@@ -99,7 +136,7 @@ impl Driver {
             origin,
             opening: None,
             transport: None,
-            read_buf: Vec::with_capacity(READ_BUFFER),
+            read_buf: Vec::with_capacity(READ_BUFFER_MIN),
             timer: Box::pin(tokio::time::sleep_until(origin)),
             timer_at: None,
             stopping: Vec::new(),
@@ -200,9 +237,7 @@ impl Driver {
         }
         // A closed receiver means the application does not want events; the connection
         // keeps running for its publishes.
-        if !self.events.is_closed() {
-            let _ = self.events.send(event).await;
-        }
+        self.events.send(event).await;
     }
 
     fn publish_state(&self) {
@@ -283,7 +318,12 @@ impl Driver {
         match wake {
             Wake::Read(Ok(Received::Buffered)) => {
                 self.session.handle_input(now, &self.read_buf);
+                let filled = self.read_buf.len() >= self.read_buf.capacity();
                 self.read_buf.clear();
+                if filled && self.read_buf.capacity() < READ_BUFFER_MAX {
+                    // More was waiting than fitted: read more at a time from now on.
+                    self.read_buf.reserve_exact(self.read_buf.capacity() * 2);
+                }
             }
             Wake::Read(Ok(Received::Frame(frame))) => self.session.handle_input(now, &frame),
             Wake::Read(Ok(Received::Closed)) => self.lost(now, None),
