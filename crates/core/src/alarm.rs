@@ -131,7 +131,7 @@ impl AlarmNotice {
         // reads `&str`, and a second reader type instantiates serde_json's whole parser
         // again (about 6 KB of the page's download).
         let text = std::str::from_utf8(bytes)
-            .map_err(|e| <serde_json::Error as serde::de::Error>::custom(e))?;
+            .map_err(<serde_json::Error as serde::de::Error>::custom)?;
         serde_json::from_str(text)
     }
 }
