@@ -125,7 +125,22 @@ async function measure(browser, stack, name, url, ready, fleet) {
   page.on('pageerror', (e) => errors.push(e.message));
   const t0 = Date.now();
   await page.goto(url);
+  // The page must run the fleet asked for: a value it refuses falls back to its default,
+  // which would measure another, smaller fleet.
+  await page.waitForFunction(() => /\/\d+$/.test(
+    document.querySelector('[data-testid=stats-links]')?.textContent ?? ''), null, { timeout: 60_000, polling: 200 });
+  const running = Number((await page.evaluate(
+    () => document.querySelector('[data-testid=stats-links]').textContent)).split('/')[1]);
+  if (running !== fleet.devices) {
+    throw new Error(`${name}: the page runs ${running} devices, not the ${fleet.devices} asked for (is it over the page's maximum?)`);
+  }
   await page.waitForFunction(ready, null, { timeout: 300_000, polling: 200 });
+  // The start ends once the fleet has caught up with real time (a warm-up's readings are
+  // taken as fast as the frame budget allows, so the page runs behind until they are
+  // through): the steady window then measures keeping up, not catching up.
+  await page.waitForFunction(() => parseFloat(
+    document.querySelector('[data-testid=stats-lag]')?.textContent ?? 'NaN') === 0,
+  null, { timeout: 300_000, polling: 200 });
   const startMs = Date.now() - t0;
   // Only the steady state counts: the start (ramp-up, warm-up) is reported on its own.
   const since = await page.evaluate(() => performance.now());

@@ -130,8 +130,8 @@ impl AlarmNotice {
         // Read as `&str`, not with `from_slice`: every other JSON reader in the web app
         // reads `&str`, and a second reader type instantiates serde_json's whole parser
         // again (about 6 KB of the page's download).
-        let text = std::str::from_utf8(bytes)
-            .map_err(<serde_json::Error as serde::de::Error>::custom)?;
+        let text =
+            std::str::from_utf8(bytes).map_err(<serde_json::Error as serde::de::Error>::custom)?;
         serde_json::from_str(text)
     }
 }
