@@ -140,8 +140,8 @@ pub struct Report {
     pub ended_ms: u64,
     /// Whether a run was stopped by a signal rather than `--duration`.
     pub interrupted: bool,
-    /// Counters by name: devices, connections, sent, acked, messages, commands, reconnects, refused,
-    /// not_sent (see `fleet sim --help`).
+    /// Counters by name: devices, connections, sent, acked, messages, commands, reconnects,
+    /// refused, not_sent, latency_unsampled (`metrics::Counts`).
     pub counters: BTreeMap<String, u64>,
     /// Commands carried out, by action.
     pub commands_by_action: BTreeMap<String, u64>,
