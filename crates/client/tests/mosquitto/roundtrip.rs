@@ -222,3 +222,76 @@ async fn many_nowait_publishes_are_all_acked_and_delivered_in_order() {
     publisher.disconnect().await.unwrap();
     subscriber.disconnect().await.unwrap();
 }
+
+/// Two connections sharing one event channel (`Client::start_shared`): each event comes
+/// tagged with the connection it belongs to.
+#[tokio::test]
+async fn connections_sharing_an_event_channel_tag_their_events() {
+    let dir = TempDir::new();
+    let port = free_port();
+    let _broker = Mosquitto::start(&dir, &[Listener::Tcp(port)], None, false);
+    let url = BrokerUrl::parse(&format!("mqtt://127.0.0.1:{port}")).unwrap();
+    let (tx, mut events) = tokio::sync::mpsc::channel(64);
+    let a = Client::new(options("shared-a"), url.clone())
+        .start_shared(7, tx.clone())
+        .unwrap();
+    let b = Client::new(options("shared-b"), url)
+        .start_shared(9, tx)
+        .unwrap();
+    for (client, topic) in [(&a, "fleet/shared/a"), (&b, "fleet/shared/b")] {
+        client
+            .subscribe(&[(topic, QoS::AtLeastOnce)])
+            .await
+            .unwrap();
+    }
+    let mut subscribed = Vec::new();
+    while subscribed.len() < 2 {
+        let (tag, event) = tokio::time::timeout(std::time::Duration::from_secs(20), events.recv())
+            .await
+            .expect("both SUBACKs within 20 s")
+            .expect("the channel stays open");
+        if let ClientEvent::Subscribed { results } = event {
+            subscribed.push((tag, results[0].0.clone()));
+        }
+    }
+    subscribed.sort();
+    assert_eq!(
+        subscribed,
+        [
+            (7, "fleet/shared/a".to_owned()),
+            (9, "fleet/shared/b".to_owned())
+        ]
+    );
+    // Each publishes to the other: the message arrives tagged with the receiver, the ack
+    // with the sender.
+    a.publish("fleet/shared/b", "from a", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    b.publish("fleet/shared/a", "from b", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (mut received, mut acked) = (Vec::new(), Vec::new());
+    while received.len() < 2 || acked.len() < 2 {
+        let (tag, event) = tokio::time::timeout(std::time::Duration::from_secs(20), events.recv())
+            .await
+            .expect("both messages and both acks within 20 s")
+            .expect("the channel stays open");
+        match event {
+            ClientEvent::Message(m) => received.push((tag, m.topic, m.payload)),
+            ClientEvent::Acked { .. } => acked.push(tag),
+            _ => {}
+        }
+    }
+    received.sort();
+    acked.sort_unstable();
+    assert_eq!(
+        received,
+        [
+            (7, "fleet/shared/a".to_owned(), b"from b".to_vec()),
+            (9, "fleet/shared/b".to_owned(), b"from a".to_vec()),
+        ]
+    );
+    assert_eq!(acked, [7, 9]);
+    a.disconnect().await.unwrap();
+    b.disconnect().await.unwrap();
+}
