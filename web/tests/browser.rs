@@ -201,13 +201,16 @@ async fn the_app_runs_an_in_page_fleet_and_stops_at_once() {
 /// A fleet of `devices` fast, wide-swinging devices of `identity` on the stack, one
 /// connection each.
 fn fleet_on_the_stack(identity: &PageIdentity, devices: usize) -> Engine {
-    fleet_through(identity, devices, 3, Connections::PerDevice)
+    fleet_through(identity, "", devices, 3, Connections::PerDevice)
 }
 
 /// A fleet of `devices` fast, wide-swinging devices of `identity` over `buildings`, on the
-/// stack through `connections`.
+/// stack through `connections`, with ids `{namespace}-{tag}0001`…: the tests share one
+/// stack and one namespace, and a device id a test before used has readings stored up to a
+/// later `seq`, so the stack would take a new fleet's readings as late and command nothing.
 fn fleet_through(
     identity: &PageIdentity,
+    tag: &str,
     devices: usize,
     buildings: usize,
     connections: Connections,
@@ -217,13 +220,14 @@ fn fleet_through(
         update_frequency_s: 0.1,
         ..DeviceParams::default()
     };
-    let config = identity.engine_config(EngineConfig {
+    let mut config = identity.engine_config(EngineConfig {
         devices,
         buildings,
         params,
         ramp_per_s: 0,
         ..EngineConfig::default()
     });
+    config.id_prefix.push_str(tag);
     let mut mqtt = identity.mqtt_config(broker());
     mqtt.connections = connections;
     Engine::new(config, now_ms(), |ids| {
@@ -270,8 +274,8 @@ async fn through_gateways_each_command_reaches_the_namespace_device_it_names() {
     // shared connection, and the page's fleet engine hands it to the device it names.
     let identity = issued();
     let ns = identity.namespace().as_str().to_owned();
-    let mut engine = fleet_through(&identity, 12, 3, Connections::Gateways(2));
-    assert!((0..12).all(|i| engine.id(i) == format!("{ns}-{:04}", i + 1)));
+    let mut engine = fleet_through(&identity, "gw", 12, 3, Connections::Gateways(2));
+    assert!((0..12).all(|i| engine.id(i) == format!("{ns}-gw{:04}", i + 1)));
     let until = now_ms() + 20_000;
     let commanded = |e: &Engine| e.devices().iter().filter(|d| d.commands > 0).count();
     while now_ms() < until && commanded(&engine) < 3 {
