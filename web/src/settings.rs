@@ -11,7 +11,9 @@ use fleet_core::DeviceParams;
 /// The largest fleet the page runs (in gateway mode against a broker; past 200 devices
 /// `connections=auto` uses gateways). Memory stays bounded: big fleets keep fewer chart
 /// points per device and warm up for less (`engine::series_capacity`, `engine::warmup_s`).
-pub const MAX_DEVICES: usize = 25_000;
+/// 100,000 in page and 50,000 through gateways keep up with real time at the default 2 s
+/// period (`e2e/bench/longtasks.mjs`, BENCHMARKS.md).
+pub const MAX_DEVICES: usize = 100_000;
 
 /// The largest speed-up (in-page mode only).
 pub const MAX_SPEED: u64 = 100;
