@@ -9,39 +9,14 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::process::Stdio;
 
 use fleet_local::SqliteStore;
-use support::{Stack, acked, fleet, http_get, set, stored};
+use support::{Stack, acked, fleet, http_get, sample, set, stored, sum_of, tokens};
 
 const DEVICES: u32 = 20_000;
 const BUILDINGS: u32 = 20;
 const SECONDS: u32 = 60;
-
-/// The one credential of a gateway for `buildings`, as (user name, password).
-fn gateway_token(data: &Path, buildings: &str) -> (String, String) {
-    let out = fleet()
-        .args(["local", "token", "--data"])
-        .arg(data)
-        .args(["--gateway", buildings])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = String::from_utf8(out.stdout).unwrap();
-    let (user, password) = line.trim().split_once(' ').unwrap();
-    (user.to_owned(), password.to_owned())
-}
-
-/// The value of a Prometheus sample line that starts with `series `.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
 
 #[test]
 fn twenty_thousand_devices_on_twenty_gateways_store_what_was_acked_and_get_their_own_commands() {
@@ -49,7 +24,9 @@ fn twenty_thousand_devices_on_twenty_gateways_store_what_was_acked_and_get_their
     let data = dir.path().join("data");
     let stack = Stack::start_with(&data, &["--mqtt-auth".as_ref(), "credentials".as_ref()]);
     let buildings: Vec<String> = (1..=BUILDINGS).map(|b| b.to_string()).collect();
-    let (user, password) = gateway_token(&data, &buildings.join(","));
+    let (user, password) = tokens(&data, &["--gateway", &buildings.join(",")])
+        .pop()
+        .expect("one gateway credential");
     let acked_file = dir.path().join("acked.ndjson");
     let report = dir.path().join("report.json");
 
@@ -95,11 +72,7 @@ fn twenty_thousand_devices_on_twenty_gateways_store_what_was_acked_and_get_their
         Some(0.0),
         "{broker}"
     );
-    let refusals: f64 = broker
-        .lines()
-        .filter(|l| l.starts_with("fleet_mqtt_refusals_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let refusals = sum_of(&broker, "fleet_mqtt_refusals_total");
     assert_eq!(
         refusals, 0.0,
         "the gateway credential covers every publish:\n{broker}"

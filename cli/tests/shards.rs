@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Stdio};
 
-use support::{Stack, fleet, http_get, set, stored};
+use support::{Stack, fleet, http_get, sample, set, stored, sum_of};
 
 const DEVICES: u32 = 40;
 const SHARDS: u32 = 4;
@@ -32,12 +32,6 @@ fn shard(stack: &Stack, i: u32, report: &std::path::Path, metrics: bool) -> Chil
         c.args(["--metrics", "127.0.0.1:0"]);
     }
     c.spawn().unwrap()
-}
-
-/// The value of a Prometheus sample line that starts with `series `.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 #[test]
@@ -117,11 +111,7 @@ fn four_shards_merge_into_exactly_what_the_stack_stored_without_a_client_id_coll
         Some(0.0),
         "{broker}"
     );
-    let commands_sent: f64 = broker
-        .lines()
-        .filter(|l| l.starts_with("fleet_commands_sent_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let commands_sent = sum_of(&broker, "fleet_commands_sent_total");
     assert!(stack.stop().success());
     assert!(!shard0_log.contains("took over"), "{shard0_log}");
 

@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use fleet_clock::now_ms;
-use support::{Stack, acked, fleet, http_get, mosquitto, sent_acked, set, stored};
+use support::{Stack, acked, fleet, http_get, mosquitto, sent_acked, set, stored, tokens};
 
 /// `fleet local cert` for these devices; returns the certificate directory.
 fn certs(data: &Path, devices: &[&str]) -> PathBuf {
@@ -28,29 +28,6 @@ fn certs(data: &Path, devices: &[&str]) -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     data.join("certs")
-}
-
-/// `fleet local token` lines, as (user name, password).
-fn tokens(data: &Path, args: &[&str]) -> Vec<(String, String)> {
-    let out = fleet()
-        .args(["local", "token", "--data"])
-        .arg(data)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let (u, p) = l.split_once(' ').unwrap();
-            (u.to_owned(), p.to_owned())
-        })
-        .collect()
 }
 
 /// A mosquitto client's connection options: plain TCP (with or without a credential) or

@@ -336,3 +336,40 @@ pub fn http_request(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> H
         body: raw[split + 4..].to_vec(),
     }
 }
+
+/// `fleet local token --data DATA ARGS…` lines, as (user name, password).
+pub fn tokens(data: &Path, args: &[&str]) -> Vec<(String, String)> {
+    let out = fleet()
+        .args(["local", "token", "--data"])
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (u, p) = l.split_once(' ').unwrap();
+            (u.to_owned(), p.to_owned())
+        })
+        .collect()
+}
+
+/// The value of the Prometheus sample line that starts with `series ` (name and labels).
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The sum of every sample of the metric `name`, whatever its labels.
+pub fn sum_of(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
