@@ -46,41 +46,9 @@ check() { # name command...
   fi
 }
 
-# checkov on one file with one framework, judged here: JSON out, no failed check, no skip
-# without a reason, and at least one check run (an unparsed file runs none).
+# checkov on one file with one framework, judged by scripts/lib.sh's checkov_judged.
 checkov_json() { # framework file
-  checkov --file "$2" --framework "$1" --compact --skip-download --output json \
-    >"$tmp/checkov.json" 2>"$tmp/checkov.err" || true
-  python3 - "$1" "$tmp/checkov.json" "$tmp/checkov.err" <<'PY'
-import json, sys
-framework, path, err = sys.argv[1:4]
-try:
-    with open(path, encoding="utf-8") as f:
-        report = json.load(f)
-except (OSError, ValueError) as e:
-    print(f"checkov gave no JSON report ({e}):")
-    print(open(err, encoding="utf-8", errors="replace").read())
-    sys.exit(1)
-if isinstance(report, list):  # one report per framework
-    report = next((r for r in report if r.get("check_type") == framework), {})
-results = report.get("results") or {}
-summary = report.get("summary") or {}
-problems = []
-for c in results.get("failed_checks", []):
-    lines = "-".join(str(n) for n in c.get("file_line_range", []))
-    problems.append(f"FAILED {c['check_id']} {c['check_name']}\n    {c['resource']} (lines {lines})")
-for c in results.get("skipped_checks", []):
-    comment = (c.get("check_result") or {}).get("suppress_comment", "")
-    if not comment.strip() or comment == "No comment provided":
-        problems.append(f"SKIPPED WITHOUT A REASON {c['check_id']} on {c['resource']}")
-for e in results.get("parsing_errors", []):
-    problems.append(f"PARSE ERROR {e}")
-if not summary.get("passed") and not results.get("failed_checks"):
-    problems.append(f"checkov ran no {framework} check at all (did it parse the file?)")
-if problems:
-    print("\n".join(problems))
-    sys.exit(1)
-PY
+  checkov_judged "$1" "$2"
 }
 
 # kubernetes-validate's interpreter has PyYAML.

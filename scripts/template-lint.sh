@@ -114,40 +114,11 @@ cfn_lint_python() {
   fi
   echo "$py"
 }
-# checkov: JSON out, judged here. An empty result (a template checkov could not parse) is
-# a failure too, as is a skip without a comment.
+# checkov on the template (or the file given), judged by scripts/lib.sh's checkov_judged:
+# an empty result (a template checkov could not parse) fails too, as does a skip without a
+# comment.
 checkov_json() { # [template]
-  checkov --file "${1:-$template}" --framework cloudformation --compact --skip-download \
-    --output json >"$tmp/checkov.json" 2>"$tmp/checkov.err" || true
-  python3 - "$tmp/checkov.json" "$tmp/checkov.err" <<'PY'
-import json, sys
-try:
-    with open(sys.argv[1], encoding="utf-8") as f:
-        report = json.load(f)
-except (OSError, ValueError) as e:
-    print(f"checkov gave no JSON report ({e}):")
-    print(open(sys.argv[2], encoding="utf-8", errors="replace").read())
-    sys.exit(1)
-if isinstance(report, list):  # one report per framework
-    report = next((r for r in report if r.get("check_type") == "cloudformation"), {})
-results = report.get("results") or {}
-summary = report.get("summary") or {}
-problems = []
-for c in results.get("failed_checks", []):
-    lines = "-".join(str(n) for n in c.get("file_line_range", []))
-    problems.append(f"FAILED {c['check_id']} {c['check_name']}\n    {c['resource']} (lines {lines})")
-for c in results.get("skipped_checks", []):
-    comment = (c.get("check_result") or {}).get("suppress_comment", "")
-    if not comment.strip() or comment == "No comment provided":
-        problems.append(f"SKIPPED WITHOUT A REASON {c['check_id']} on {c['resource']}")
-for e in results.get("parsing_errors", []):
-    problems.append(f"PARSE ERROR {e}")
-if not summary.get("passed") and not results.get("failed_checks"):
-    problems.append("checkov ran no check at all (did it parse the template?)")
-if problems:
-    print("\n".join(problems))
-    sys.exit(1)
-PY
+  checkov_judged cloudformation "${1:-$template}"
 }
 check "checkov" checkov_json || true
 
