@@ -19,10 +19,13 @@
 // also 0 long tasks; then the page's counters and the stack's CPU.
 // Usage (from the repo root, after scripts/build-web.sh):
 //   node e2e/bench/longtasks.mjs [--seconds 30] [--dist dist] [--fleet target/release/fleet]
-//                                [--only SUBSTRING] [--scale 1]
+//                                [--only SUBSTRING] [--scale 1] [--profile DIR]
+// `--profile DIR` writes a V8 CPU profile of the steady window per scenario
+// (DIR/NAME.cpuprofile); `node e2e/bench/long-profile.mjs FILE` shows what the long tasks in it
+// spent their time on.
 // `--scale 0.01` runs every scenario with 1% of its devices: a smoke run of the script.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -35,6 +38,7 @@ const { values: opt } = parseArgs({
     fleet: { type: 'string', default: 'target/release/fleet' },
     only: { type: 'string', default: '' },
     scale: { type: 'string', default: '1' },
+    profile: { type: 'string', default: '' },
   },
 });
 const seconds = Number(opt.seconds);
@@ -147,7 +151,18 @@ async function measure(browser, stack, name, url, ready, fleet) {
   const num = async (id) => Number((await page.evaluate(
     (id) => document.querySelector(`[data-testid=${id}]`)?.textContent, id))?.replace(/[^0-9]/g, ''));
   const before = { ...await page.evaluate(counted), acked: await num('stats-acked'), cpu: cpuSeconds(stack.pid) };
+  const cdp = opt.profile ? await page.context().newCDPSession(page) : null;
+  if (cdp) {
+    await cdp.send('Profiler.enable');
+    await cdp.send('Profiler.setSamplingInterval', { interval: 1000 });
+    await cdp.send('Profiler.start');
+  }
   await page.waitForTimeout(seconds * 1000);
+  if (cdp) {
+    const { profile } = await cdp.send('Profiler.stop');
+    mkdirSync(opt.profile, { recursive: true });
+    writeFileSync(join(opt.profile, `${name.replace(/[^A-Za-z0-9]+/g, '-')}.cpuprofile`), JSON.stringify(profile));
+  }
   const stackCpu = (cpuSeconds(stack.pid) - before.cpu) / seconds;
   const after = await page.evaluate(counted);
   const r = await page.evaluate((since) => {

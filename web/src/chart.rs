@@ -4,6 +4,7 @@
 
 use fleet_core::payload::Action;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters_canvas::CanvasBackend;
 use web_sys::HtmlCanvasElement;
 
@@ -16,6 +17,40 @@ const COOL: RGBColor = RGBColor(0, 120, 215);
 const HEAT: RGBColor = RGBColor(214, 39, 40);
 const RELEASE: RGBColor = RGBColor(90, 90, 90);
 const HUMIDITY: RGBColor = RGBColor(148, 103, 189);
+const GRID: RGBColor = RGBColor(235, 235, 235);
+
+/// The values a scale from `lo` to `hi` marks: multiples of a step of 1, 2 or 5 times a
+/// power of ten, the smallest that marks at most `max + 1` values, with the decimals that
+/// print every one of them differently (a step of 0.5 gets one decimal).
+pub fn ticks(lo: f64, hi: f64, max: usize) -> (Vec<f64>, usize) {
+    let span = hi - lo;
+    if !(span > 0.0 && span.is_finite()) || max == 0 {
+        return (Vec::new(), 0);
+    }
+    let raw = span / max as f64;
+    // power <= raw < 10 * power, and its decimals.
+    let (mut power, mut decimals) = (1.0_f64, 0_usize);
+    while power > raw {
+        power /= 10.0;
+        decimals += 1;
+    }
+    while power * 10.0 <= raw {
+        power *= 10.0;
+    }
+    let step = [2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .fold(power, |chosen, s| if chosen < raw { s } else { chosen });
+    if step >= 10.0 * power {
+        decimals = decimals.saturating_sub(1);
+    }
+    let first = (lo / step).ceil();
+    let values = (0..=max)
+        .map(|k| (first + k as f64) * step)
+        .take_while(|&v| v <= hi)
+        .collect();
+    (values, decimals)
+}
 
 /// The colour of a command's mark.
 pub fn action_color(action: Action) -> RGBColor {
@@ -88,24 +123,39 @@ fn draw_on<DB: DrawingBackend>(
         .right_y_label_area_size(28)
         .build_cartesian_2d(first as f64..last as f64, y_lo..y_hi)?
         .set_secondary_coord(first as f64..last as f64, h_lo..h_hi);
+    // The scales are drawn here, not by plotters' mesh: the mesh sizes every label with a
+    // DOM element it adds, measures and removes (plotters' web font backend), i.e. a
+    // forced layout of the whole page per label, seven per card and redraw, which made
+    // the page's long tasks at 50,000 devices. `Text` goes straight to the canvas's
+    // `fillText`, anchored, with nothing measured.
     // Fonts as `FontFamily::SansSerif`, not "sans-serif": plotters lowercases a family
     // given as text, which links Unicode's case tables (14 KB) into the wasm.
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .disable_x_axis()
-        .y_labels(4)
-        .max_light_lines(0)
-        .bold_line_style(RGBColor(235, 235, 235))
-        .y_label_formatter(&|y| format!("{y:.0}"))
-        .label_style((FontFamily::SansSerif, 10))
-        .draw()?;
-    chart
-        .configure_secondary_axes()
-        .y_labels(3)
-        .y_label_formatter(&|h| format!("{h:.0}%"))
-        .label_style((FontFamily::SansSerif, 9, &HUMIDITY))
-        .draw()?;
+    let (x0, x1) = (first as f64, last as f64);
+    let left =
+        TextStyle::from((FontFamily::SansSerif, 10)).pos(Pos::new(HPos::Right, VPos::Center));
+    let (temperatures, decimals) = ticks(y_lo, y_hi, 4);
+    for t in temperatures {
+        let (a, y) = chart.backend_coord(&(x0, t));
+        let (b, _) = chart.backend_coord(&(x1, t));
+        root.draw(&PathElement::new([(a, y), (b, y)], GRID))?;
+        root.draw(&Text::new(
+            format!("{t:.decimals$}"),
+            (a - 3, y),
+            left.clone(),
+        ))?;
+    }
+    let right = TextStyle::from((FontFamily::SansSerif, 9))
+        .color(&HUMIDITY)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    let (humidities, decimals) = ticks(h_lo, h_hi, 3);
+    for h in humidities {
+        let (b, y) = chart.borrow_secondary().backend_coord(&(x1, h));
+        root.draw(&Text::new(
+            format!("{h:.decimals$}%"),
+            (b + 3, y),
+            right.clone(),
+        ))?;
+    }
     chart.draw_secondary_series(LineSeries::new(
         device.humidity.iter().map(|&(s, h)| (s as f64, h)),
         HUMIDITY.mix(0.55).stroke_width(1),
@@ -147,6 +197,36 @@ fn draw_on<DB: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scales_mark_round_values_that_print_differently() {
+        assert_eq!(ticks(24.3, 31.9, 4), (vec![26.0, 28.0, 30.0], 0));
+        assert_eq!(ticks(59.6, 61.1, 3), (vec![60.0, 60.5, 61.0], 1));
+        assert_eq!(ticks(0.0, 100.0, 3), (vec![0.0, 50.0, 100.0], 0));
+        assert_eq!(ticks(25.8, 28.3, 4), (vec![26.0, 27.0, 28.0], 0));
+        assert_eq!(ticks(5.0, 5.0, 4), (vec![], 0));
+        assert_eq!(ticks(0.0, f64::NAN, 4), (vec![], 0));
+        for (lo, hi, max) in [
+            (20.5, 33.2, 4),
+            (59.71, 60.02, 3),
+            (-3.0, 1_200.0, 4),
+            (26.0, 28.0, 4),
+        ] {
+            let (values, decimals) = ticks(lo, hi, max);
+            assert!(
+                !values.is_empty() && values.len() <= max + 1,
+                "{lo}..{hi}: {values:?}"
+            );
+            assert!(
+                values.iter().all(|v| (lo..=hi).contains(v)),
+                "{lo}..{hi}: {values:?}"
+            );
+            let labels: Vec<String> = values.iter().map(|v| format!("{v:.decimals$}")).collect();
+            let mut distinct = labels.clone();
+            distinct.dedup();
+            assert_eq!(distinct, labels, "{lo}..{hi}");
+        }
+    }
 
     #[test]
     fn the_y_range_holds_the_band_and_every_point() {

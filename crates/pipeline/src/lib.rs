@@ -22,6 +22,6 @@ pub mod memory;
 pub mod pipeline;
 pub mod store;
 
-pub use memory::MemoryStore;
+pub use memory::{Limits, MemoryStore};
 pub use pipeline::{Outcome, Pipeline, PipelineConfig};
 pub use store::{ArchiveStore, Batch, ReadingStore, RemediationStore, StoreError};

@@ -8,9 +8,19 @@
 use fleet_core::policy::PolicyConfigError;
 use fleet_core::topic::ALARMS_TOPIC;
 use fleet_core::{Incoming, Publisher};
-use fleet_pipeline::{MemoryStore, Pipeline, PipelineConfig};
+use fleet_pipeline::{Limits, MemoryStore, Pipeline, PipelineConfig};
 
 use super::{Inbound, LinkState, Sent, Transport, TransportStats};
+
+/// Reading rows the in-page store keeps over the whole fleet (each device keeps at least
+/// [`MIN_ROWS_PER_DEVICE`]). The page reads no row back: the store keeps them to store a
+/// repeated reading once, which needs only a device's newest few. The store's default of
+/// 2,000 per device would grow a 100,000-device tab by ~10 MB a second until it ran out of
+/// memory, and every growth of the wasm memory was a main-thread pause.
+pub const ROWS_KEPT: usize = 200_000;
+
+/// The fewest reading rows a device keeps in page, however large the fleet.
+pub const MIN_ROWS_PER_DEVICE: usize = 2;
 
 /// The in-page bus and cloud.
 #[derive(Debug)]
@@ -35,7 +45,10 @@ impl InPage {
     pub fn new(config: PipelineConfig, devices: usize) -> Result<InPage, PolicyConfigError> {
         Ok(InPage {
             pipeline: Pipeline::new(config)?,
-            store: MemoryStore::new(),
+            store: MemoryStore::with_limits(Limits {
+                readings_per_device: rows_per_device(devices),
+                ..Limits::default()
+            }),
             text: String::new(),
             bytes: Vec::new(),
             pending: Vec::new(),
@@ -147,5 +160,63 @@ impl Transport for InPage {
         self.pending.clear();
         self.text.clear();
         self.bytes.clear();
+    }
+}
+
+/// Reading rows each of `devices` keeps: [`ROWS_KEPT`] shared, within the store's default
+/// and at least [`MIN_ROWS_PER_DEVICE`].
+fn rows_per_device(devices: usize) -> usize {
+    (ROWS_KEPT / devices.max(1)).clamp(MIN_ROWS_PER_DEVICE, Limits::default().readings_per_device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fleet_core::{BuildingId, DeviceId, Shape, Telemetry, Topic, encode_telemetry};
+
+    /// 2025-11-27T08:00:00Z.
+    const T0: u64 = 1_764_230_400_000;
+
+    #[test]
+    fn a_large_fleet_keeps_a_bounded_share_of_rows_and_still_stores_a_repeat_once() {
+        let devices = 100_000;
+        assert_eq!(rows_per_device(devices), MIN_ROWS_PER_DEVICE);
+        assert_eq!(rows_per_device(12), Limits::default().readings_per_device);
+        assert_eq!(rows_per_device(1_000), 200);
+
+        let mut page = InPage::new(PipelineConfig::default(), devices).unwrap();
+        page.open(T0, 0);
+        let device: DeviceId = "d-0001".parse().unwrap();
+        let building: BuildingId = "1".parse().unwrap();
+        let topic = Topic::telemetry(building.clone(), device.clone()).to_string();
+        let reading = |seq: u64| {
+            encode_telemetry(&Telemetry {
+                device: device.clone(),
+                building: Some(building.clone()),
+                seq: Some(seq),
+                ts: Some(T0 + seq * 2_000),
+                temperature: 27.0,
+                humidity: 60.0,
+                shape: Shape::Current,
+            })
+        };
+        let mut inbound = Vec::new();
+        for seq in 1..=5 {
+            assert_eq!(
+                page.publish(T0, 0, &topic, reading(seq).as_bytes()),
+                Sent::Queued
+            );
+        }
+        // The newest reading again: kept, so stored once.
+        assert_eq!(
+            page.publish(T0, 0, &topic, reading(5).as_bytes()),
+            Sent::Queued
+        );
+        page.poll(T0 + 10_000, &mut inbound);
+
+        assert_eq!(page.stats().acked, 6);
+        assert_eq!(page.store.readings_total(), 5);
+        let kept: Vec<Option<u64>> = page.store.readings(&device).map(|r| r.seq).collect();
+        assert_eq!(kept, [Some(4), Some(5)]);
     }
 }
