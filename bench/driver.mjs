@@ -1,22 +1,25 @@
-// fleet-mqtt (wasm, bench/pages/fleet.html) vs MQTT.js (bench/pages/mqttjs.html): publish
-// throughput and renderer CPU per message, in the same headless Chromium, against the same
-// `fleet local` broker, in one run. Chromium is driven over CDP directly (no Playwright: it
-// would copy every WebSocket frame to its driver).
+// Fleet's MQTT transport as the web app ships it (bench/pages/fleet.html), MQTT.js's browser
+// bundle (bench/pages/mqttjs.html) and the floor, pre-encoded bytes handed to WebSocket.send
+// (fleet.html?kind=raw): publish throughput and renderer CPU per message, in the same
+// headless Chromium, against the same broker, alternating run by run. Chromium is driven over
+// CDP directly (no Playwright: it would copy every WebSocket frame to its driver).
 //
-// The pages come from this driver's static server, an origin the stack allows with
-// --allow-origin, and both clients connect as a page of a namespace NS with the credential
-// `fleet local token --page NS` prints (ARCHITECTURE §4.8): client ids `NS.…`, publishing
-// for the device `NS-0001` only. `{device}` in --topic stands for that device.
+// The broker is mosquitto (Debian's), started here on free loopback ports with a WebSocket
+// listener for the pages and a TCP listener for a native subscriber (fleet-client's `count`
+// example) that counts what the broker delivered, per run's topic: throughput is what the
+// broker received, (count - 1) / (last arrival - first arrival), not what a client believes
+// it sent. mosquitto stores nothing, so the clients, not a database, are measured.
 //
 // Usage (bench/mqttjs-vs-fleet.sh builds everything first):
-//   node bench/driver.mjs [--reps 3] [--qos0 1000000] [--qos1 200000] [--batch 100]
+//   node bench/driver.mjs [--reps 5] [--qos0 1000000] [--qos1 200000] [--batch 100]
 //     [--hwm 262144] [--topic dt/monitoring/1/{device}/telemetry] [--payload 0]
-//     [--clients fleet,mqttjs] [--qos 0,1] [--fleet-pkg URL-PATH] [--mqttjs-options JSON]
+//     [--clients fleet,mqttjs,raw] [--qos 0,1] [--fleet-pkg URL-PATH] [--mqttjs-options JSON]
 //     [--json FILE] [--profile DIR]
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createTcpServer } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { tmpdir, loadavg, cpus } from 'node:os';
 import path from 'node:path';
@@ -29,18 +32,19 @@ const ROOT = path.resolve(HERE, '..');
 
 const { values: opt } = parseArgs({
   options: {
-    reps: { type: 'string', default: '3' },
+    reps: { type: 'string', default: '5' },
     qos0: { type: 'string', default: '1000000' },
     qos1: { type: 'string', default: '200000' },
     batch: { type: 'string', default: '100' },
     hwm: { type: 'string', default: String(256 * 1024) },
     topic: { type: 'string', default: 'dt/monitoring/1/{device}/telemetry' },
     payload: { type: 'string', default: '0' },
-    clients: { type: 'string', default: 'fleet,mqttjs' },
+    clients: { type: 'string', default: 'fleet,mqttjs,raw' },
     qos: { type: 'string', default: '0,1' },
     'fleet-pkg': { type: 'string' },
     'mqttjs-options': { type: 'string', default: '{}' },
-    fleet: { type: 'string', default: path.join(ROOT, 'target/release/fleet') },
+    counter: { type: 'string', default: path.join(ROOT, 'target/release/examples/count') },
+    mosquitto: { type: 'string', default: '/usr/sbin/mosquitto' },
     chromium: { type: 'string', default: '/usr/bin/chromium' },
     json: { type: 'string' },
     profile: { type: 'string' },
@@ -113,28 +117,69 @@ function waitForLine(stream, re, what, ms = 30_000) {
   });
 }
 
-/** Starts `fleet local`, letting pages of `origin` (the bench pages' server) connect. */
-async function startStack(dataDir, origin) {
-  const child = spawn(opt.fleet, ['local', '--data', dataDir, '--mqtt', 'off', '--mqtts', 'off',
-    '--http', 'off', '--ws', '127.0.0.1:0', '--allow-origin', origin, '--log-level', 'WARNING'],
-  { stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = new Promise((_, reject) => child.once('exit', (code) =>
-    reject(new Error(`fleet local exited (${code}) before its banner`))));
-  const m = await Promise.race([exited,
-    waitForLine(child.stdout, /WebSocket\s+(ws:\/\/\S+\/mqtt)/, 'the fleet local banner')]);
-  return { child, url: m[1] };
+/** A free TCP port on 127.0.0.1 (bound, read, released). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createTcpServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
 }
 
-/** A page credential for a fresh namespace: `{ ns, username, password }`. */
-function pageLogin(dataDir) {
-  const ns = `w${randomBytes(5).toString('hex')}`;
-  const out = execFileSync(opt.fleet, ['local', 'token', '--data', dataDir, '--page', ns],
-    { encoding: 'utf8' }).trim();
-  const [username, password] = out.split(/\s+/);
-  if (username !== `page:${ns}` || !password) {
-    throw new Error(`fleet local token --page ${ns} printed no page credential: ${out}`);
-  }
-  return { ns, username, password };
+/** Starts mosquitto with a WebSocket listener (the pages) and a TCP one (the counter). */
+async function startBroker(dir) {
+  const [ws, tcp] = [await freePort(), await freePort()];
+  const conf = path.join(dir, 'mosquitto.conf');
+  // No limits on what is queued or in flight towards the counter: a slow moment of the
+  // counter must delay messages, never drop them. `socket_domain ipv4`: without it the
+  // WebSocket listener fails to start on this machine ("Unable to start any listening
+  // sockets").
+  writeFileSync(conf, [
+    'per_listener_settings false', 'allow_anonymous true', 'persistence false',
+    'max_queued_messages 0', 'max_inflight_messages 0', 'max_queued_bytes 0',
+    `listener ${ws} 127.0.0.1`, 'protocol websockets', 'socket_domain ipv4',
+    `listener ${tcp} 127.0.0.1`, 'protocol mqtt', '',
+  ].join('\n'));
+  const child = spawn(opt.mosquitto, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise((_, reject) => child.once('exit', (code) =>
+    reject(new Error(`mosquitto exited (${code}) at start`))));
+  await Promise.race([exited, waitForLine(child.stderr, /mosquitto version \S+ running/, 'mosquitto running')]);
+  return { child, wsUrl: `ws://127.0.0.1:${ws}/mqtt`, tcpUrl: `mqtt://127.0.0.1:${tcp}` };
+}
+
+/** Starts the native subscriber on `filter`; `ask(topic, expected)` resolves with what it
+ * counted on that topic: `{ count, first_ms, last_ms }` (arrival times, epoch ms). */
+async function startCounter(brokerUrl, filter) {
+  const child = spawn(opt.counter, [brokerUrl, filter], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise((_, reject) => child.once('exit', (code) =>
+    reject(new Error(`the counter exited (${code})`))));
+  child.stdout.setEncoding('utf8');
+  const lines = [];
+  let waiter = null;
+  let buf = '';
+  child.stdout.on('data', (chunk) => {
+    buf += chunk;
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (waiter) { const w = waiter; waiter = null; w(line); } else lines.push(line);
+    }
+  });
+  const nextLine = () => (lines.length ? Promise.resolve(lines.shift())
+    : Promise.race([exited, new Promise((resolve) => { waiter = resolve; })]));
+  const ready = await nextLine();
+  if (ready !== 'ready') throw new Error(`the counter said ${ready}`);
+  return {
+    child,
+    async ask(topic, expected) {
+      child.stdin.write(`${topic} ${expected}\n`);
+      return JSON.parse(await nextLine());
+    },
+  };
 }
 
 async function startChromium(profileDir) {
@@ -296,53 +341,59 @@ async function openPage(cdp, url) {
 }
 
 // ---------------------------------------------------------------------------------------
-// One run: fresh tab, connect, collect garbage, CPU before, run, CPU after, close.
+// One run: fresh tab, connect, collect garbage, CPU before, run, CPU after, close, then what
+// the counter saw on the run's topic.
+
+const PAGES = { fleet: 'pages/fleet.html', raw: 'pages/fleet.html?kind=raw', mqttjs: 'pages/mqttjs.html' };
 
 async function runOnce(ctx, client, qos, rep) {
-  const page = client === 'fleet'
-    ? `${ctx.origin}/pages/fleet.html${opt['fleet-pkg'] ? `?pkg=${encodeURIComponent(opt['fleet-pkg'])}` : ''}`
-    : `${ctx.origin}/pages/mqttjs.html`;
+  let page = `${ctx.origin}/${PAGES[client]}`;
+  if (client !== 'mqttjs' && opt['fleet-pkg']) {
+    page += `${page.includes('?') ? '&' : '?'}pkg=${encodeURIComponent(opt['fleet-pkg'])}`;
+  }
   const { targetId, sessionId } = await openPage(ctx.cdp, page);
   try {
-    const clientId = `${ctx.login.ns}.bench-${client}-q${qos}-r${rep}-${Date.now()}`;
-    const login = JSON.stringify({ username: ctx.login.username, password: ctx.login.password });
-    const extra = client === 'mqttjs' ? `, ${opt['mqttjs-options']}` : '';
-    await ctx.cdp.eval(sessionId, `bench.connect(${JSON.stringify(ctx.brokerUrl)}, ${JSON.stringify(clientId)}, ${login}${extra})`, 30_000);
+    // A topic of its own per run, so the counter's tally is this run's alone.
+    const device = `${ctx.tag}-${client}-q${qos}r${rep}`;
+    const clientId = `bench-${device}`;
+    const options = client === 'mqttjs' ? `{}, ${opt['mqttjs-options']}` : JSON.stringify({ qos, device });
+    await ctx.cdp.eval(sessionId, `bench.connect(${JSON.stringify(ctx.brokerUrl)}, ${JSON.stringify(clientId)}, ${options})`, 30_000);
     await ctx.cdp.send('HeapProfiler.collectGarbage', {}, sessionId);
     await new Promise((r) => setTimeout(r, 300));
-    // A device of the page's namespace per run: the stack stores every reading, and a run
-    // that repeated another's (device, ts#seq) keys would only meet duplicates.
-    const device = `${ctx.login.ns}-${client[0]}${qos}r${rep}`;
     const payload = telemetryTemplate(device, ctx.payloadLen, ctx.ts);
-    const spec = { qos, count: COUNTS[qos], topic: ctx.topic.replaceAll('{device}', device),
-      prefix: payload.prefix, suffix: payload.suffix, seq0: SEQ0, batch: Number(opt.batch), hwm: Number(opt.hwm) };
+    const topic = ctx.topic.replaceAll('{device}', device);
+    const spec = { qos, count: COUNTS[qos], topic, prefix: payload.prefix, suffix: payload.suffix,
+      seq0: SEQ0, batch: Number(opt.batch), hwm: Number(opt.hwm) };
     if (opt.profile) await ctx.cdp.send('Profiler.enable', {}, sessionId);
     if (opt.profile) await ctx.cdp.send('Profiler.start', {}, sessionId);
     const chromeBefore = treeTicks(ctx.chromiumPid);
     const brokerBefore = readStat(ctx.brokerPid).ticks;
     const r = await ctx.cdp.eval(sessionId, `bench.run(${JSON.stringify(spec)})`, 300_000);
     const chromeAfter = treeTicks(ctx.chromiumPid);
-    const brokerAfter = readStat(ctx.brokerPid).ticks;
     if (opt.profile) {
       const { profile } = await ctx.cdp.send('Profiler.stop', {}, sessionId);
       mkdirSync(opt.profile, { recursive: true });
       const file = path.join(opt.profile, `${client}-qos${qos}-rep${rep}.cpuprofile`);
       writeFileSync(file, JSON.stringify(profile));
     }
+    // What the broker delivered (it may still be delivering the last of a QoS 0 run).
+    const seen = await ctx.counter.ask(topic, spec.count);
+    const brokerAfter = readStat(ctx.brokerPid).ticks;
     await ctx.cdp.eval(sessionId, 'bench.close()', 10_000);
     const cpu = cpuDelta(chromeBefore, chromeAfter);
     const n = spec.count;
     const us = (s) => (s * 1e6) / n;
     return {
-      client, qos, rep, count: n,
-      elapsed_ms: r.elapsed_ms, acked_ms: r.acked_ms,
-      msgs_per_s: n / (r.elapsed_ms / 1000),
+      client, qos, rep, count: n, received: seen.count,
+      broker_ms: seen.last_ms - seen.first_ms,
+      msgs_per_s: seen.count > 1 ? (seen.count - 1) / ((seen.last_ms - seen.first_ms) / 1000) : 0,
+      client_ms: r.elapsed_ms,
       renderer_us: us(cpu.byKind.renderer ?? 0),
       network_us: us(cpu.byKind.network ?? 0),
       browser_us: us(cpu.byKind.browser ?? 0),
       chromium_us: us(cpu.total),
       broker_us: us((brokerAfter - brokerBefore) / CLK_TCK),
-      frames_out: r.frames_out, frames_in: r.frames_in, max_inflight: r.max_inflight ?? null,
+      frames_out: r.frames_out,
     };
   } finally {
     await ctx.cdp.send('Target.closeTarget', { targetId }).catch(() => {});
@@ -351,13 +402,16 @@ async function runOnce(ctx, client, qos, rep) {
 
 // ---------------------------------------------------------------------------------------
 
+const sorted = (xs) => [...xs].sort((a, b) => a - b);
 const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
+  const s = sorted(xs);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 const fmt = (x, d = 0) => x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
-const NAMES = { fleet: 'fleet-mqtt (wasm)', mqttjs: 'MQTT.js' };
+/** "min / median / max". */
+const spread = (xs, d) => `${fmt(Math.min(...xs), d)} / **${fmt(median(xs), d)}** / ${fmt(Math.max(...xs), d)}`;
+const NAMES = { fleet: 'Fleet transport (wasm)', mqttjs: 'MQTT.js', raw: 'WebSocket.send (floor)' };
 
 async function main() {
   const scratch = mkdtempSync(path.join(tmpdir(), 'fleet-mqttjs-bench-'));
@@ -372,24 +426,26 @@ async function main() {
   try {
     const server = await serveStatic(HERE);
     cleanups.push(() => server.close());
-    const dataDir = path.join(scratch, 'data');
-    const stack = await startStack(dataDir, server.origin);
-    cleanups.push(() => stop(stack.child));
-    const login = pageLogin(dataDir);
+    const broker = await startBroker(scratch);
+    cleanups.push(() => stop(broker.child));
+    const filter = opt.topic.split('/')[0] + '/#';
+    const counter = await startCounter(broker.tcpUrl, filter);
+    cleanups.push(() => stop(counter.child));
     const chromium = await startChromium(path.join(scratch, 'chromium'));
     cleanups.push(() => stop(chromium.child));
     const cdp = await Cdp.connect(chromium.wsUrl);
     cleanups.push(() => cdp.close());
     const version = (await cdp.send('Browser.getVersion')).product;
+    const tag = `b${randomBytes(4).toString('hex')}`;
     // As the runs will send it: each run's device is as long as this one.
-    const example = `${login.ns}-f0r1`;
+    const example = `${tag}-fleet-q0r1`;
     const payload = telemetryTemplate(example, Number(opt.payload), Date.now());
-    const ctx = { cdp, origin: server.origin, brokerUrl: stack.url, payloadLen: Number(opt.payload),
-      ts: Date.now(), login, topic: opt.topic,
-      chromiumPid: chromium.child.pid, brokerPid: stack.child.pid };
+    const ctx = { cdp, origin: server.origin, brokerUrl: broker.wsUrl, payloadLen: Number(opt.payload),
+      ts: Date.now(), tag, topic: opt.topic, counter,
+      chromiumPid: chromium.child.pid, brokerPid: broker.child.pid };
     const mqttjsVersion = JSON.parse(readFileSync(path.join(HERE, 'node_modules/mqtt/package.json'), 'utf8')).version;
 
-    console.log(`${version}, MQTT.js ${mqttjsVersion}, broker ${stack.url} (fleet local), ` +
+    console.log(`${version}, MQTT.js ${mqttjsVersion}, broker ${broker.wsUrl} (mosquitto), counter on ${broker.tcpUrl} ${filter}, ` +
       `${cpus().length} CPUs, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
     console.log(`topic ${opt.topic.replaceAll('{device}', example)}, payload ${payload.bytes} B, batch ${opt.batch}, ` +
       `${opt['fleet-pkg'] ? `fleet pkg ${opt['fleet-pkg']}, ` : ''}` +
@@ -402,20 +458,23 @@ async function main() {
         for (const client of CLIENTS) {
           const r = await runOnce(ctx, client, qos, rep);
           results.push(r);
-          console.log(`rep ${rep} QoS ${qos} ${NAMES[client].padEnd(18)} ${fmt(r.msgs_per_s).padStart(8)} msg/s` +
+          console.log(`rep ${rep} QoS ${qos} ${NAMES[client].padEnd(24)} ${fmt(r.msgs_per_s).padStart(8)} msg/s at the broker` +
+            ` (${fmt(r.received)} of ${fmt(r.count)} in ${fmt(r.broker_ms)} ms; client done in ${fmt(r.client_ms)} ms)` +
             `  renderer ${r.renderer_us.toFixed(2).padStart(6)} µs/msg` +
             `  network ${r.network_us.toFixed(2).padStart(5)}  browser ${r.browser_us.toFixed(2).padStart(5)}` +
             `  chromium ${r.chromium_us.toFixed(2).padStart(6)}  broker ${r.broker_us.toFixed(2).padStart(5)}` +
-            `  (${fmt(r.elapsed_ms)} ms, acked ${fmt(r.acked_ms)} ms, frames out ${fmt(r.frames_out)} in ${fmt(r.frames_in)}` +
-            `${r.max_inflight !== null ? `, max inflight ${fmt(r.max_inflight)}` : ''})`);
+            `  WebSocket messages out ${fmt(r.frames_out)}`);
+          if (r.received !== r.count) {
+            console.log(`  the broker delivered ${fmt(r.received)} of ${fmt(r.count)} messages`);
+          }
         }
       }
     }
 
     const summary = [];
-    console.log(`\nMedians of ${REPS} (CPU in µs per message; "Chromium" is every Chromium process: renderer, network service, browser):\n`);
-    console.log('| QoS | client | msg/s | renderer µs/msg | Chromium µs/msg | broker µs/msg | WebSocket frames out |');
-    console.log('|---|---|---|---|---|---|---|');
+    console.log(`\nmin / **median** / max of ${REPS} (CPU in µs per message; "Chromium" is every Chromium process: renderer, network service, browser):\n`);
+    console.log('| QoS | client | msg/s at the broker | renderer µs/msg | Chromium µs/msg | broker µs/msg | WebSocket messages out (median) | delivered |');
+    console.log('|---|---|---|---|---|---|---|---|');
     for (const qos of QOS) {
       for (const client of CLIENTS) {
         const rs = results.filter((r) => r.qos === qos && r.client === client);
@@ -424,20 +483,30 @@ async function main() {
           s[k] = median(rs.map((r) => r[k]));
         }
         summary.push(s);
-        console.log(`| ${qos} | ${NAMES[client]} | ${fmt(s.msgs_per_s)} | ${s.renderer_us.toFixed(2)} | ` +
-          `${s.chromium_us.toFixed(2)} | ${s.broker_us.toFixed(2)} | ${fmt(s.frames_out)} |`);
+        const delivered = rs.every((r) => r.received === r.count) ? 'all' : rs.map((r) => fmt(r.received)).join(', ');
+        console.log(`| ${qos} | ${NAMES[client]} | ${spread(rs.map((r) => r.msgs_per_s))} | ${spread(rs.map((r) => r.renderer_us), 2)} | ` +
+          `${spread(rs.map((r) => r.chromium_us), 2)} | ${spread(rs.map((r) => r.broker_us), 2)} | ${fmt(s.frames_out)} | ${delivered} |`);
       }
     }
+    const pair = (qos, a, b) => [summary.find((s) => s.qos === qos && s.client === a),
+      summary.find((s) => s.qos === qos && s.client === b)];
     if (CLIENTS.includes('fleet') && CLIENTS.includes('mqttjs')) {
-      console.log('\n| QoS | throughput fleet / MQTT.js | renderer CPU per msg fleet / MQTT.js | target |');
+      console.log('\n| QoS | throughput Fleet / MQTT.js | renderer CPU per msg Fleet / MQTT.js | target |');
       console.log('|---|---|---|---|');
       for (const qos of QOS) {
-        const f = summary.find((s) => s.qos === qos && s.client === 'fleet');
-        const m = summary.find((s) => s.qos === qos && s.client === 'mqttjs');
+        const [f, m] = pair(qos, 'fleet', 'mqttjs');
         const tp = f.msgs_per_s / m.msgs_per_s;
         const cpu = f.renderer_us / m.renderer_us;
         const met = tp >= 1 && cpu <= 0.5 ? 'met' : 'MISSED';
         console.log(`| ${qos} | ${tp.toFixed(2)}× | ${cpu.toFixed(2)} | ≥ 1× and ≤ 0.5: ${met} |`);
+      }
+    }
+    if (CLIENTS.includes('fleet') && CLIENTS.includes('raw')) {
+      console.log('\n| QoS | renderer CPU per msg, Fleet / WebSocket.send (overhead) | throughput Fleet / WebSocket.send |');
+      console.log('|---|---|---|');
+      for (const qos of QOS) {
+        const [f, w] = pair(qos, 'fleet', 'raw');
+        console.log(`| ${qos} | ${(f.renderer_us / w.renderer_us).toFixed(2)}× | ${(f.msgs_per_s / w.msgs_per_s).toFixed(2)}× |`);
       }
     }
     console.log(`\nload ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);

@@ -1,9 +1,11 @@
-// What the long tasks of a V8 CPU profile spent their time on: a long task is taken as a run
-// of samples with no "(idle)" sample in it lasting over 50 ms (the main thread never went
-// idle). For each one: its start (ms into the profile), its length, and the functions with the
-// most self time in it; then the same totalled over all of them.
+// What the long tasks of a V8 CPU profile spent their time on. The long tasks are those the
+// page reported (FILE.long.json beside the profile, written by `longtasks.mjs --profile`:
+// start in ms into the profile, within a CDP round trip, and length); without that file, a
+// run of samples with no "(idle)" sample in it lasting over --over ms. For each one: its
+// start, its length, and the functions with the most self time in it; then the same
+// totalled over all of them.
 // Usage: node e2e/bench/long-profile.mjs FILE.cpuprofile [--top 15] [--over 50]
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 const { values: opt, positionals } = parseArgs({
@@ -27,13 +29,23 @@ const deltas = profile.timeDeltas;
 let t = 0;
 const at = samples.map((_, i) => (t += deltas[i]) / 1000);
 const runs = [];
-let start = -1;
-for (let i = 0; i < samples.length; i++) {
-  if (!idle(samples[i])) {
-    if (start < 0) start = i;
-  } else if (start >= 0) {
-    if (at[i] - at[start] > overMs) runs.push([start, i]);
-    start = -1;
+const reported = positionals[0].replace(/\.cpuprofile$/, '.long.json');
+if (existsSync(reported)) {
+  // The samples from 5 ms before each reported task to 5 ms after it.
+  for (const { at: from, ms } of JSON.parse(readFileSync(reported, 'utf8'))) {
+    const a = at.findIndex((t) => t >= from - 5);
+    const b = at.findIndex((t) => t > from + ms + 5);
+    if (a >= 0) runs.push([a, b < 0 ? samples.length - 1 : b]);
+  }
+} else {
+  let start = -1;
+  for (let i = 0; i < samples.length; i++) {
+    if (!idle(samples[i])) {
+      if (start < 0) start = i;
+    } else if (start >= 0) {
+      if (at[i] - at[start] > overMs) runs.push([start, i]);
+      start = -1;
+    }
   }
 }
 

@@ -152,16 +152,23 @@ async function measure(browser, stack, name, url, ready, fleet) {
     (id) => document.querySelector(`[data-testid=${id}]`)?.textContent, id))?.replace(/[^0-9]/g, ''));
   const before = { ...await page.evaluate(counted), acked: await num('stats-acked'), cpu: cpuSeconds(stack.pid) };
   const cdp = opt.profile ? await page.context().newCDPSession(page) : null;
+  let profileAt = 0;
   if (cdp) {
     await cdp.send('Profiler.enable');
     await cdp.send('Profiler.setSamplingInterval', { interval: 1000 });
     await cdp.send('Profiler.start');
+    // The page's clock at the profile's start (within a CDP round trip): where its long
+    // tasks lie in the profile.
+    profileAt = await page.evaluate(() => performance.now());
   }
   await page.waitForTimeout(seconds * 1000);
   if (cdp) {
     const { profile } = await cdp.send('Profiler.stop');
     mkdirSync(opt.profile, { recursive: true });
-    writeFileSync(join(opt.profile, `${name.replace(/[^A-Za-z0-9]+/g, '-')}.cpuprofile`), JSON.stringify(profile));
+    const base = join(opt.profile, name.replace(/[^A-Za-z0-9]+/g, '-'));
+    writeFileSync(`${base}.cpuprofile`, JSON.stringify(profile));
+    const long = await page.evaluate((since) => window.__long.filter((l) => l.at >= since), since);
+    writeFileSync(`${base}.long.json`, JSON.stringify(long.map((l) => ({ at: l.at - profileAt, ms: l.ms }))));
   }
   const stackCpu = (cpuSeconds(stack.pid) - before.cpu) / seconds;
   const after = await page.evaluate(counted);

@@ -18,7 +18,11 @@
 //! both targets first try Clinger's fast path: a decimal whose digits, read as an integer
 //! `m`, are at most 2^53, with a power of ten `10^e`, |e| <= 22, is `m * 10^e` (or
 //! `m / 10^-e`): both operands are exact in an `f64`, so the one IEEE operation rounds
-//! correctly. Anything else goes to the full conversion.
+//! correctly. The device model's readings are printed in full (`27.384615384615383`:
+//! 17 digits, past 2^53), so a second exact path takes what fits in integers: a mantissa
+//! below 2^64 and |e| <= 19 is `m * 10^e` as a `u128` (rounded by the cast, which rounds to
+//! nearest, ties to even), or `m / 10^-e` by `u128` division, rounded by hand from the
+//! quotient's bits and the remainder. Anything else goes to the full conversion.
 
 /// Parses a decimal number (`27.5`, `-1e3`, `.5`, `5.`), correctly rounded to the nearest
 /// `f64`. Overflow gives an infinity, as `str::parse` does; callers that need finite
@@ -52,9 +56,6 @@ fn fast_path(s: &[u8]) -> Option<f64> {
             continue;
         }
         m = m.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-        if m > MAX_EXACT {
-            return None;
-        }
         fraction_digits += i32::from(in_fraction);
     }
     let mut e: i32 = match exponent {
@@ -76,17 +77,52 @@ fn fast_path(s: &[u8]) -> Option<f64> {
         None => 0,
     };
     e -= fraction_digits;
-    if !(-22..=22).contains(&e) {
-        return None;
-    }
-    // 10^k for k <= 22 is exact, and so is every product on the way there.
-    let power = (0..e.unsigned_abs()).fold(1.0_f64, |p, _| p * 10.0);
-    let magnitude = if e < 0 {
-        m as f64 / power
+    let magnitude = if m == 0 {
+        0.0
+    } else if m <= MAX_EXACT && (-22..=22).contains(&e) {
+        // 10^k for k <= 22 is exact, and so is every product on the way there.
+        let power = (0..e.unsigned_abs()).fold(1.0_f64, |p, _| p * 10.0);
+        if e < 0 {
+            m as f64 / power
+        } else {
+            m as f64 * power
+        }
+    } else if (0..=19).contains(&e) {
+        // m < 2^64 and 10^19 < 2^64: the product fits.
+        (u128::from(m) * 10_u128.pow(e.unsigned_abs())) as f64
+    } else if (-19..0).contains(&e) {
+        divide(m, e.unsigned_abs())
     } else {
-        m as f64 * power
+        return None;
     };
     Some(if negative { -magnitude } else { magnitude })
+}
+
+/// `m / 10^k` correctly rounded (to nearest, ties to even), for `1 <= m < 2^64` and
+/// `1 <= k <= 19`.
+fn divide(m: u64, k: u32) -> f64 {
+    let d = 10_u128.pow(k);
+    // Shifted so its top bit is bit 127: the quotient then has at least 64 bits (d < 2^64),
+    // 11 more than a double keeps, and the remainder says whether anything is left below.
+    let shift = u128::from(m).leading_zeros();
+    let n = u128::from(m) << shift;
+    let (q, r) = (n / d, n % d);
+    let extra = (128 - q.leading_zeros()) - 53;
+    let mut mantissa = (q >> extra) as u64;
+    let rest = q & ((1_u128 << extra) - 1);
+    let half = 1_u128 << (extra - 1);
+    if rest > half || (rest == half && (r != 0 || mantissa & 1 == 1)) {
+        mantissa += 1;
+    }
+    // The value is mantissa * 2^exponent.
+    let mut exponent = extra as i32 - shift as i32;
+    if mantissa == 1 << 53 {
+        mantissa >>= 1;
+        exponent += 1;
+    }
+    // mantissa is in [2^52, 2^53); the value is at least 10^-19, far from subnormal.
+    let biased = (exponent + 52 + 1023) as u64;
+    f64::from_bits((biased << 52) | (mantissa & ((1 << 52) - 1)))
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -179,15 +215,23 @@ mod tests {
             let got = fast_path(text.as_bytes());
             assert_eq!(got.map(f64::to_bits), Some(f64::to_bits(want)), "{text}");
         }
-        // 2^53 + 1 is not exact; 10^23 is not; a long exponent is out of range.
+        // Past the integer paths: 20 digits, or a power of ten past 10^19.
+        for text in ["18446744073709551616", "1e23", "1e-23", "1e0001", "1.5e-24"] {
+            assert_eq!(fast_path(text.as_bytes()), None, "{text}");
+        }
+        // The device model's full-precision readings take the integer paths.
         for text in [
+            "27.384615384615383",
+            "60.00000000000001",
             "9007199254740993",
-            "1e23",
-            "1e-23",
-            "1e0001",
             "0.1234567890123456789",
         ] {
-            assert_eq!(fast_path(text.as_bytes()), None, "{text}");
+            let want = text.parse::<f64>().unwrap().to_bits();
+            assert_eq!(
+                fast_path(text.as_bytes()).map(f64::to_bits),
+                Some(want),
+                "{text}"
+            );
         }
     }
 
@@ -211,6 +255,28 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_integer_paths_round_like_str_parse(m in any::<u64>(), point in 0_usize..21, e in -25_i32..25) {
+            let digits = m.to_string();
+            let point = point.min(digits.len());
+            for text in [
+                format!("{}.{}e{e}", &digits[..point], &digits[point..]),
+                format!("{}.{}", &digits[..point], &digits[point..]),
+            ] {
+                let want = text.parse::<f64>().ok().map(f64::to_bits);
+                prop_assert_eq!(parse_f64(&text).map(f64::to_bits), want, "{}", text);
+            }
+        }
+
+        #[test]
+        fn halfway_cases_round_to_even(m in 1_u64..(1 << 53), k in 1_u32..20) {
+            // m and a 5 after it, scaled down by 10^k: exact ties and their neighbours,
+            // where a rounding mistake shows.
+            let text = format!("{m}5e-{k}");
+            let want = text.parse::<f64>().ok().map(f64::to_bits);
+            prop_assert_eq!(parse_f64(&text).map(f64::to_bits), want, "{}", text);
+        }
+
         #[test]
         fn the_grammar_accepts_every_printed_form(v in proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL | proptest::num::f64::ZERO) {
             for text in [format!("{v}"), format!("{v:e}")] {

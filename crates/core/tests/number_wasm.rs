@@ -1,11 +1,11 @@
-//! `fleet_core::number` where it is not `str::parse`: on wasm32 the conversion is the
-//! browser's `parseFloat`, so this runs in headless Chromium (wasm-bindgen-test, started by
-//! `scripts/wasm-test.sh`).
+//! `fleet_core::number` as the browser runs it: on wasm32, what the exact integer paths do
+//! not take goes to the browser's `parseFloat`, so this runs in headless Chromium
+//! (wasm-bindgen-test, started by `scripts/wasm-test.sh`), over texts that take both.
 //!
 //! The reference is Rust's own decimal-to-float conversion (`core`'s dec2flt), compiled
-//! into this test only: an implementation independent of V8's, both claiming correct
-//! rounding. The native property test (`tests/payload_props.rs`) cannot check this, since
-//! natively `parse_f64` *is* `str::parse`.
+//! into this test only: an implementation independent of V8's and of the integer paths,
+//! all claiming correct rounding. The native property tests check the integer paths
+//! against `str::parse` too, but natively the rest *is* `str::parse`.
 #![cfg(target_arch = "wasm32")]
 #![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
 

@@ -9,7 +9,7 @@
 //!   building's command wildcard (`cmd/monitoring/{building}/+/remediation`): one filter per
 //!   building rather than one per device, within IoT Core's 50 subscriptions per connection.
 //!
-//! Either way readings go out at QoS 1 (queued while the connection is down, so an outage
+//! Either way readings go out at QoS 1 ([`MqttConfig::qos`]; queued while the connection is down, so an outage
 //! loses nothing the queue can hold), all the packets of a frame leave in one WebSocket
 //! frame (MQTT 3.1.1 §6 allows any split), and sessions reconnect by themselves with
 //! jittered backoff. The sockets report what happens through
@@ -98,6 +98,9 @@ pub struct MqttConfig {
     /// Reconnects a link connected this long (IoT Core closes WebSockets after 24 h; a
     /// planned reconnect before that is also a fresh signature). `None`: never.
     pub max_connection_ms: Option<u64>,
+    /// The QoS readings go out at: 1 (acknowledged, and queued while the connection is
+    /// down) unless set otherwise; the browser benchmark also measures 0.
+    pub qos: QoS,
 }
 
 /// Gives the URL of each new connection at that moment: how the AWS mode presigns a fresh
@@ -144,6 +147,7 @@ impl MqttConfig {
             },
             seed: 1,
             max_connection_ms: None,
+            qos: QoS::AtLeastOnce,
         }
     }
 }
@@ -169,6 +173,8 @@ struct Link<S> {
     connected_at_ms: u64,
     /// When it last sent (see [`SEND_EVERY_MS`]).
     sent_at_ms: u64,
+    /// PUBLISH packets the session had written when the link last sent.
+    written_at_send: u64,
 }
 
 /// A link sends at most this often, ms, unless [`SEND_BYTES`] are waiting: 250 busy
@@ -296,6 +302,12 @@ impl<C: Connector> MqttTransport<C> {
         self
     }
 
+    /// Bytes the sessions hold that no socket has been handed yet (a link sends every
+    /// [`SEND_EVERY_MS`], or at once past [`SEND_BYTES`] or with a full window).
+    pub fn unsent_bytes(&self) -> usize {
+        self.links.iter().map(|l| l.session.transmit().len()).sum()
+    }
+
     /// How many connections the devices use (not counting the alarm watcher).
     pub fn connections(&self) -> usize {
         self.links.len() - 1
@@ -360,12 +372,25 @@ impl<C: Connector> MqttTransport<C> {
             }
         }
         let pending = link.session.transmit().len();
-        let due = pending >= SEND_BYTES || now_ms >= link.sent_at_ms.saturating_add(SEND_EVERY_MS);
+        // A full window goes once half of it is new: nothing joins it until the broker
+        // acknowledges, so waiting for the timer would only idle the link (at one window
+        // per SEND_EVERY_MS, a link could carry no more than 2,000 readings a second), but
+        // sending each acknowledgement's one refill by itself would make a WebSocket
+        // message per reading.
+        let stats = link.session.stats();
+        let written = stats.published + stats.resent;
+        let window = fleet_mqtt::session::MAX_INFLIGHT;
+        let window_full = link.session.inflight() >= usize::from(window);
+        let fresh = written.saturating_sub(link.written_at_send);
+        let due = pending >= SEND_BYTES
+            || (window_full && fresh >= u64::from(window / 2))
+            || now_ms >= link.sent_at_ms.saturating_add(SEND_EVERY_MS);
         if let Some(socket) = link.socket.as_mut().filter(|_| pending > 0 && due) {
             match socket.send(link.session.transmit()) {
                 Ok(()) => {
                     link.session.consume_transmit(pending);
                     link.sent_at_ms = now_ms;
+                    link.written_at_send = written;
                 }
                 Err(e) => {
                     link.socket = None;
@@ -452,6 +477,7 @@ impl<S> Link<S> {
             lost: false,
             connected_at_ms: 0,
             sent_at_ms: 0,
+            written_at_send: 0,
         }
     }
 
@@ -522,6 +548,7 @@ impl<C: Connector> Transport for MqttTransport<C> {
     }
 
     fn publish(&mut self, now_ms: u64, device: usize, topic: &str, payload: &[u8]) -> Sent {
+        let qos = self.config.qos;
         let Some(link) = self
             .device_link
             .get(device)
@@ -531,10 +558,7 @@ impl<C: Connector> Transport for MqttTransport<C> {
             self.dropped += 1;
             return Sent::Dropped(format!("device {device} is not started"));
         };
-        match link
-            .session
-            .publish(now_ms, topic, payload, QoS::AtLeastOnce, false)
-        {
+        match link.session.publish(now_ms, topic, payload, qos, false) {
             Ok(_) => Sent::Queued,
             Err(e @ PublishError::QueueFull(_)) => {
                 self.dropped += 1;
@@ -698,6 +722,160 @@ mod tests {
         let gateway: Vec<u64> = sends.iter().copied().filter(|&at| at >= 1_000).collect();
         assert!(gateway.len() >= 15, "{gateway:?}");
         assert!(t.stats().links_up == 100);
+    }
+
+    /// Every send: when, and the bytes.
+    type Timed = Rc<RefCell<Vec<(u64, Vec<u8>)>>>;
+
+    /// Sends (time, bytes) of one gateway whose broker acknowledges what the test says.
+    struct Acking {
+        sent: Timed,
+        now: Rc<RefCell<u64>>,
+        inbox: Rc<RefCell<Vec<(LinkKey, SocketEvent)>>>,
+    }
+
+    struct AckingSocket(Timed, Rc<RefCell<u64>>);
+
+    impl Socket for AckingSocket {
+        fn send(&mut self, data: &[u8]) -> Result<(), String> {
+            self.0.borrow_mut().push((*self.1.borrow(), data.to_vec()));
+            Ok(())
+        }
+    }
+
+    impl Connector for Acking {
+        type Socket = AckingSocket;
+        fn open(&mut self, _: &str, key: LinkKey) -> Result<AckingSocket, String> {
+            let mut inbox = self.inbox.borrow_mut();
+            inbox.push((key, SocketEvent::Opened));
+            inbox.push((key, SocketEvent::Data(vec![0x20, 0x02, 0x00, 0x00])));
+            Ok(AckingSocket(self.sent.clone(), self.now.clone()))
+        }
+        fn events(&mut self, out: &mut Vec<(LinkKey, SocketEvent)>) {
+            out.append(&mut self.inbox.borrow_mut());
+        }
+    }
+
+    #[test]
+    fn a_full_window_goes_at_once_so_a_link_is_not_held_to_one_window_per_50_ms() {
+        use fleet_mqtt::codec::decode;
+        use fleet_mqtt::packet::Packet;
+        let sent = Rc::new(RefCell::new(Vec::new()));
+        let now = Rc::new(RefCell::new(0_u64));
+        let inbox = Rc::new(RefCell::new(Vec::new()));
+        let acking = Acking {
+            sent: sent.clone(),
+            now: now.clone(),
+            inbox: inbox.clone(),
+        };
+        let building = BuildingId::try_from("b").unwrap();
+        let devices = [(building, DeviceId::try_from("d-1").unwrap())];
+        let mut config = MqttConfig::new("ws://broker/mqtt", "t");
+        config.connections = Connections::Gateways(1);
+        let mut t = MqttTransport::new(config, acking, &devices, 0).unwrap();
+        t.open(0, 0);
+        let mut inbound = Vec::new();
+        t.poll(0, &mut inbound);
+        let gateway_key = LinkKey {
+            index: 0,
+            generation: 1,
+        };
+        // 300 small readings at once, then 3 ms in which the broker acknowledges
+        // everything it got, a millisecond later each time.
+        for _ in 0..300 {
+            assert_eq!(t.publish(1_000, 0, "dt/x", b"{}"), Sent::Queued);
+        }
+        let mut publishes_at = Vec::new();
+        for at in 1_000..1_004 {
+            *now.borrow_mut() = at;
+            t.poll(at, &mut inbound);
+            let mut acks = Vec::new();
+            for (when, bytes) in sent.borrow().iter().filter(|(when, _)| *when == at) {
+                let mut from = 0;
+                while let Some((packet, used)) = decode(&bytes[from..], 1 << 20).unwrap() {
+                    if let Packet::Publish(p) = packet {
+                        publishes_at.push(*when);
+                        let id = p.pkid.unwrap();
+                        acks.extend([0x40, 0x02, (id >> 8) as u8, id as u8]);
+                    }
+                    from += used;
+                }
+            }
+            if !acks.is_empty() {
+                inbox
+                    .borrow_mut()
+                    .push((gateway_key, SocketEvent::Data(acks)));
+            }
+        }
+        // A window of 100 each millisecond: all 300 out within 3 ms, not 100 ms.
+        let count = |at| publishes_at.iter().filter(|&&w| w == at).count();
+        assert_eq!([count(1_000), count(1_001), count(1_002)], [100, 100, 100]);
+        t.poll(1_004, &mut inbound);
+        assert_eq!(t.stats().acked, 300);
+        assert_eq!(t.stats().unacked, 0);
+
+        // Acknowledgements one by one (a broker that answers each publish in a message of
+        // its own): refills go out half a window at a time, not one reading per send.
+        for _ in 0..300 {
+            t.publish(2_000, 0, "dt/x", b"{}");
+        }
+        // All in one millisecond, so the 50 ms timer never sends: only the window does.
+        *now.borrow_mut() = 2_000;
+        let sends_before = sent.borrow().len();
+        let mut seen = sends_before;
+        let mut unacked = std::collections::VecDeque::new();
+        for _ in 0..1_000 {
+            t.poll(2_000, &mut inbound);
+            for (_, bytes) in &sent.borrow()[seen..] {
+                let mut from = 0;
+                while let Some((packet, used)) = decode(&bytes[from..], 1 << 20).unwrap() {
+                    if let Packet::Publish(p) = packet {
+                        unacked.push_back(p.pkid.unwrap());
+                    }
+                    from += used;
+                }
+            }
+            seen = sent.borrow().len();
+            // One acknowledgement per poll.
+            if let Some(id) = unacked.pop_front() {
+                let ack = vec![0x40, 0x02, (id >> 8) as u8, id as u8];
+                inbox
+                    .borrow_mut()
+                    .push((gateway_key, SocketEvent::Data(ack)));
+            }
+        }
+        assert_eq!(t.stats().acked, 600);
+        let sends = sent.borrow().len() - sends_before;
+        assert!((4..=8).contains(&sends), "{sends} sends for 300 readings");
+    }
+
+    #[test]
+    fn readings_go_at_the_configured_qos() {
+        use fleet_mqtt::codec::decode;
+        use fleet_mqtt::packet::Packet;
+        let mut config = MqttConfig::new("ws://broker/mqtt", "t");
+        config.qos = QoS::AtMostOnce;
+        let ids = devices("d", "1", 1);
+        let (mut t, sent) = run(config, 0, &ids);
+        assert_eq!(t.publish(300, 0, "dt/x", b"{}"), Sent::Queued);
+        t.poll(400, &mut Vec::new());
+        let qos: Vec<QoS> = sent
+            .borrow()
+            .iter()
+            .flat_map(|(_, bytes)| {
+                let mut out = Vec::new();
+                let mut from = 0;
+                while let Some((packet, used)) = decode(&bytes[from..], 1 << 20).unwrap() {
+                    if let Packet::Publish(p) = packet {
+                        out.push(p.qos);
+                    }
+                    from += used;
+                }
+                out
+            })
+            .collect();
+        assert_eq!(qos, [QoS::AtMostOnce]);
+        assert_eq!(t.stats().unacked, 0);
     }
 
     /// Every send: the link's index and the bytes.

@@ -53,6 +53,14 @@ impl Drop for WsSocket {
 /// bigger than that; MQTT allows any split of its stream over messages.
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
+impl WsSocket {
+    /// The browser's socket (its `bufferedAmount` tells how much the page has handed over
+    /// and the browser has not sent yet).
+    pub fn web_socket(&self) -> &WebSocket {
+        &self.ws
+    }
+}
+
 impl Socket for WsSocket {
     fn send(&mut self, data: &[u8]) -> Result<(), String> {
         for chunk in data.chunks(MAX_MESSAGE) {
