@@ -91,16 +91,34 @@ async function inPage(page, watch) {
   const card = page.locator('[data-testid=device-card]').nth(perCard.findIndex((n) => n > 0));
   const csv = await downloaded(page, card.getByTestId('export-csv'));
   const [header, ...rows] = csv.trim().split('\n');
-  assert.equal(header, 'device,seq,ts,temperature,counterfactual,humidity,command');
+  assert.equal(header, 'device,seq,time,ts,temperature,counterfactual,humidity,command');
   const cells = rows.map((r) => r.split(','));
-  assert.ok(cells.some((c) => Math.abs(Number(c[3]) - Number(c[4])) > 0.2),
+  assert.ok(cells.every((c) => c[2] === new Date(Number(c[3])).toISOString()),
+    'time is ts in ISO 8601 (UTC, ms)');
+  assert.ok(cells.some((c) => Math.abs(Number(c[4]) - Number(c[5])) > 0.2),
     'the remediated curve diverges from the counterfactual');
-  assert.ok(cells.some((c) => ['cool', 'heat', 'release'].includes(c[6])), 'commands are marked');
+  assert.ok(cells.some((c) => ['cool', 'heat', 'release'].includes(c[7])), 'commands are marked');
   const ndjson = await downloaded(page, card.getByTestId('export-ndjson'));
   const lines = ndjson.trim().split('\n').map((l) => JSON.parse(l));
   // The fleet runs on between the two downloads: a few more points, the same device.
   assert.ok(lines.length >= rows.length && lines.length <= rows.length + 5, `${lines.length} vs ${rows.length}`);
   assert.ok(lines.every((l) => l.device === cells[0][0] && Number.isFinite(l.temperature)));
+  assert.ok(lines.every((l) => l.time === new Date(l.ts).toISOString()));
+
+  // After Stop the fleet's readings can still be exported: a card's, and the whole fleet's
+  // in one file (one header, every device), and the panel's rate says nothing is sent.
+  await page.getByTestId('stop').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid=stats-rate]')?.textContent === '0.0/s',
+    null, { timeout: 5_000 });
+  const after = await downloaded(page, card.getByTestId('export-csv'));
+  assert.ok(after.trim().split('\n').length >= rows.length + 1, 'the card exports after Stop');
+  const fleetCsv = (await downloaded(page, page.getByTestId('export-all-csv'))).trim().split('\n');
+  assert.equal(fleetCsv.filter((l) => l === header).length, 1, 'one header');
+  const ids = new Set(fleetCsv.slice(1).map((l) => l.split(',')[0]));
+  assert.equal(ids.size, DEVICES, 'every device is in the fleet file');
+  const fleetJson = (await downloaded(page, page.getByTestId('export-all-ndjson'))).trim().split('\n')
+    .map((l) => JSON.parse(l));
+  assert.equal(fleetJson.length, fleetCsv.length - 1, 'the NDJSON file has the same rows');
 
   const shown = await page.locator('[data-testid=error]').allTextContents();
   assert.deepEqual(shown.map((t) => t.trim()).filter(Boolean), [], 'no error shown in the page');

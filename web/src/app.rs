@@ -362,7 +362,16 @@ pub fn host_config(text: &str) -> Option<HostConfig> {
 
 /// Offers `text` as a file download.
 fn download(name: &str, mime: &str, text: &str) -> Result<(), String> {
-    let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(text));
+    download_parts(name, mime, std::slice::from_ref(&text))
+}
+
+/// Offers `parts`, joined, as a file named `name`: one part per device keeps a big fleet's
+/// file out of one giant string.
+fn download_parts(name: &str, mime: &str, parts: &[impl AsRef<str>]) -> Result<(), String> {
+    let parts: js_sys::Array = parts
+        .iter()
+        .map(|p| wasm_bindgen::JsValue::from_str(p.as_ref()))
+        .collect();
     let options = web_sys::BlobPropertyBag::new();
     options.set_type(mime);
     let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options)
@@ -590,7 +599,7 @@ pub fn App() -> impl IntoView {
             }
         });
         take_snapshot();
-        engine.set_value(None);
+        // The closed fleet stays until the next start: its cards and exports still work.
         aws_mode.stop();
         state.set(RunState::Stopped);
     };
@@ -792,7 +801,7 @@ pub fn App() -> impl IntoView {
         <Overview snapshot=snapshot />
         <main class="layout">
             <Grid snapshot=snapshot visible=visible engine=engine settings=settings errors=errors />
-            <CloudPanel snapshot=snapshot />
+            <CloudPanel snapshot=snapshot engine=engine errors=errors />
         </main>
     }
 }
@@ -1184,7 +1193,8 @@ fn DeviceCard(
                     errors.update(|v| v.push(e));
                 }
             }
-            None => errors.update(|v| v.push("no running fleet to export from".to_owned())),
+            None => errors
+                .update(|v| v.push("start a fleet first: there is nothing to export".to_owned())),
         }
     };
     let editing = RwSignal::new(false);
@@ -1298,11 +1308,42 @@ pub fn lag_text(lag_ms: u64) -> String {
 
 /// The cloud's counters and its latest commands and alarm changes.
 #[component]
-fn CloudPanel(snapshot: RwSignal<Snapshot>) -> impl IntoView {
+fn CloudPanel(
+    snapshot: RwSignal<Snapshot>,
+    engine: StoredValue<Option<Engine>, LocalStorage>,
+    errors: RwSignal<Vec<String>>,
+) -> impl IntoView {
     let stat = move |f: fn(&Snapshot) -> String| move || snapshot.with(f);
+    // The whole fleet's kept readings in one file, while it runs or after Stop.
+    let export_all = move |csv: bool| {
+        let parts = engine.with_value(|e| {
+            e.as_ref().map(|e| {
+                let ids = (0..e.devices().len()).map(|i| e.id(i));
+                let series = e.devices().iter().map(|d| &d.series);
+                export::fleet(csv, ids.zip(series))
+            })
+        });
+        let (name, mime) = if csv {
+            ("fleet.csv", "text/csv")
+        } else {
+            ("fleet.ndjson", "application/x-ndjson")
+        };
+        let result = match parts {
+            Some(parts) => download_parts(name, mime, &parts),
+            None => Err("start a fleet first: there is nothing to export".to_owned()),
+        };
+        if let Err(e) = result {
+            errors.update(|v| v.push(e));
+        }
+    };
     view! {
         <aside class="cloud" data-testid="cloud">
             <h2>"Cloud"</h2>
+            <p class="export-all">
+                "Export the fleet: "
+                <button class="small" data-testid="export-all-csv" on:click=move |_| export_all(true)>"CSV"</button>
+                <button class="small" data-testid="export-all-ndjson" on:click=move |_| export_all(false)>"NDJSON"</button>
+            </p>
             <dl class="stats">
                 <dt>"published"</dt>
                 <dd data-testid="stats-published">{stat(|s| s.stats.published.to_string())}</dd>

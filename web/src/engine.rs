@@ -425,9 +425,12 @@ impl Engine {
         Ok(())
     }
 
-    /// Closes every connection now (Stop).
+    /// Closes every connection now (Stop). The fleet's readings stay, for its cards and
+    /// exports; it publishes nothing more, so its rate is 0.
     pub fn close(&mut self, now_ms: u64) {
         self.transport.close(now_ms);
+        self.stats.publish_rate = 0.0;
+        self.rate_window = (now_ms, self.stats.published);
     }
 
     /// Only the I/O: connections, acknowledgements, commands (while paused).
