@@ -511,6 +511,12 @@ pub fn App() -> impl IntoView {
     let settings = RwSignal::new(initial);
     let state = RwSignal::new(RunState::Stopped);
     let target = RwSignal::new(None::<Target>);
+    // What the URL got wrong in a setting that has a field is said next to that field, until
+    // the field gets a good value; the rest goes to the page's error list.
+    let (field_warnings, warnings): (Vec<String>, Vec<String>) = warnings
+        .into_iter()
+        .partition(|w| FIELD_KEYS.iter().any(|k| w.starts_with(&format!("{k}="))));
+    let field_errors = RwSignal::new(field_warnings);
     let errors = RwSignal::new(warnings.clone());
     let snapshot = RwSignal::new(Snapshot {
         band_min,
@@ -775,7 +781,7 @@ pub fn App() -> impl IntoView {
     view! {
         <header class="top">
             <h1>"Fleet"</h1>
-            <Controls settings=settings aws_mode=aws_mode errors=errors />
+            <Controls settings=settings aws_mode=aws_mode errors=errors field_errors=field_errors />
             <div class="controls actions">
                 <button data-testid="start" on:click=move |_| start()>
                     {move || if stopped() { "Start" } else { "Restart" }}
@@ -817,11 +823,22 @@ fn Controls(
     settings: RwSignal<Settings>,
     aws_mode: AwsMode,
     errors: RwSignal<Vec<String>>,
+    field_errors: RwSignal<Vec<String>>,
 ) -> impl IntoView {
+    // One path for every field: `Settings::apply`, as for the URL. A bad value keeps the
+    // setting as it was and says why next to the field, until the field gets a good value.
+    let set = move |key: &'static str, value: String| {
+        let mut said = Vec::new();
+        settings.update(|s| s.apply([(key, value.as_str())], &mut said));
+        field_errors.update(|f| {
+            f.retain(|m| !m.starts_with(&format!("{key}=")));
+            f.append(&mut said);
+        });
+    };
     let number = move |label: &'static str,
                        testid: &'static str,
-                       get: fn(&Settings) -> String,
-                       set: fn(&mut Settings, &str) -> bool| {
+                       key: &'static str,
+                       get: fn(&Settings) -> String| {
         view! {
             <label>
                 {label}
@@ -831,16 +848,9 @@ fn Controls(
                     size="6"
                     data-testid=testid
                     prop:value=move || settings.with(get)
-                    on:change=move |ev| {
-                        let v = event_target_value(&ev);
-                        let mut ok = true;
-                        settings.update(|s| ok = set(s, v.trim()));
-                        if !ok {
-                            // Show the setting as it stayed.
-                            settings.update(|_| {});
-                        }
-                    }
+                    on:change=move |ev| set(key, event_target_value(&ev))
                 />
+                {field_error(key, field_errors)}
             </label>
         }
     };
@@ -861,14 +871,9 @@ fn Controls(
                                 param_mut(&mut p, key).to_string()
                             })
                         }
-                        on:change=move |ev| {
-                            let v = event_target_value(&ev);
-                            settings.update(|s| {
-                                let mut ignored = Vec::new();
-                                s.apply([(key, v.as_str())], &mut ignored);
-                            });
-                        }
+                        on:change=move |ev| set(key, event_target_value(&ev))
                     />
+                    {field_error(key, field_errors)}
                 </label>
             }
         })
@@ -880,10 +885,7 @@ fn Controls(
                 <select
                     data-testid="mode"
                     prop:value=move || settings.with(|s| s.mode.as_str())
-                    on:change=move |ev| {
-                        let v = event_target_value(&ev);
-                        settings.update(|s| s.apply([("mode", v.as_str())], &mut Vec::new()));
-                    }
+                    on:change=move |ev| set("mode", event_target_value(&ev))
                 >
                     <option value="auto">"auto"</option>
                     <option value="in-page">"in-page"</option>
@@ -899,43 +901,53 @@ fn Controls(
                     placeholder="from config.json"
                     data-testid="broker"
                     prop:value=move || settings.with(|s| s.broker.clone().unwrap_or_default())
-                    on:change=move |ev| {
-                        let v = event_target_value(&ev);
-                        settings.update(|s| s.apply([("broker", v.as_str())], &mut Vec::new()));
-                    }
+                    on:change=move |ev| set("broker", event_target_value(&ev))
                 />
+                {field_error("broker", field_errors)}
             </label>
             <Show when=move || settings.with(|s| s.mode == Mode::Aws)>
                 <AwsControls aws_mode=aws_mode settings=settings errors=errors />
             </Show>
-            {number(
-                "Devices ",
-                "device-count",
-                |s| s.devices.to_string(),
-                |s, v| { let mut w = Vec::new(); s.apply([("devices", v)], &mut w); w.is_empty() },
-            )}
-            {number(
-                "Buildings ",
-                "buildings",
-                |s| s.buildings.to_string(),
-                |s, v| { let mut w = Vec::new(); s.apply([("buildings", v)], &mut w); w.is_empty() },
-            )}
-            {number(
-                "Ramp /s ",
-                "ramp",
-                |s| s.ramp_per_s.to_string(),
-                |s, v| { let mut w = Vec::new(); s.apply([("ramp", v)], &mut w); w.is_empty() },
-            )}
-            {number(
-                "Connections ",
-                "connections",
-                |s| s.connections.to_query(),
-                |s, v| { let mut w = Vec::new(); s.apply([("connections", v)], &mut w); w.is_empty() },
-            )}
+            {number("Devices ", "device-count", "devices", |s| s.devices.to_string())}
+            {number("Buildings ", "buildings", "buildings", |s| s.buildings.to_string())}
+            {number("Ramp /s ", "ramp", "ramp", |s| s.ramp_per_s.to_string())}
+            {number("Connections ", "connections", "connections", |s| s.connections.to_query())}
             {param_inputs}
             <span class="hint">{format!("max {MAX_DEVICES} devices")}</span>
         </div>
     }
+}
+
+/// The settings with a field of their own in the controls (their URL keys).
+const FIELD_KEYS: [&str; 11] = [
+    "mode",
+    "broker",
+    "devices",
+    "buildings",
+    "ramp",
+    "connections",
+    "velocity",
+    "frequency",
+    "factor",
+    "min_temp",
+    "min_hum",
+];
+
+/// What is wrong with field `key`'s last value, next to it (`field-error-{key}`; empty,
+/// and hidden by the style sheet, while the value is good).
+fn field_error(key: &'static str, field_errors: RwSignal<Vec<String>>) -> impl IntoView {
+    let message = move || {
+        field_errors.with(|f| {
+            f.iter()
+                .find(|m| {
+                    m.strip_prefix(key)
+                        .is_some_and(|rest| rest.starts_with('='))
+                })
+                .cloned()
+                .unwrap_or_default()
+        })
+    };
+    view! { <span class="field-error" role="alert" data-testid=format!("field-error-{key}")>{message}</span> }
 }
 
 fn param_label(key: &str) -> &'static str {
@@ -1199,19 +1211,26 @@ fn DeviceCard(
     };
     let editing = RwSignal::new(false);
     let draft = RwSignal::new(DeviceParams::default());
+    // What is wrong with the editor's values, shown in it: "{key}: …" per field, or the
+    // model's refusal. The editor stays open until they are fixed.
+    let bad = RwSignal::new(Vec::<String>::new());
     let open_editor = move || {
         let current = engine.with_value(|e| e.as_ref().and_then(|e| e.device_params(index)));
         draft.set(current.unwrap_or_else(|| settings.with_untracked(|s| s.params)));
+        bad.set(Vec::new());
         editing.update(|v| *v = !*v);
     };
     let apply = move || {
+        if !bad.with_untracked(Vec::is_empty) {
+            return;
+        }
         let params = draft.get_untracked();
         let result = engine
             .try_update_value(|e| e.as_mut().map(|e| e.set_params(Some(index), params)))
             .flatten();
         match result {
             Some(Ok(())) => editing.set(false),
-            Some(Err(e)) => errors.update(|v| v.push(format!("device parameters: {e}"))),
+            Some(Err(e)) => bad.set(vec![format!("refused: {e}")]),
             None => errors.update(|v| v.push("start the fleet first".to_owned())),
         }
     };
@@ -1284,7 +1303,16 @@ fn DeviceCard(
                                             })
                                         }
                                         on:change=move |ev| {
-                                            if let Some(v) = fleet_core::number::parse_f64(event_target_value(&ev).trim()) {
+                                            let text = event_target_value(&ev);
+                                            let value = fleet_core::number::parse_f64(text.trim())
+                                                .filter(|v| v.is_finite());
+                                            bad.update(|b| {
+                                                b.retain(|m| !m.starts_with(key) && !m.starts_with("refused"));
+                                                if value.is_none() {
+                                                    b.push(format!("{key}: {text:?} is not a number"));
+                                                }
+                                            });
+                                            if let Some(v) = value {
                                                 draft.update(|p| *param_mut(p, key) = v);
                                             }
                                         }
@@ -1293,6 +1321,9 @@ fn DeviceCard(
                             }
                         })
                         .collect_view()}
+                    <p class="field-error" role="alert" data-testid="device-params-error">
+                        {move || bad.with(|b| b.join("; "))}
+                    </p>
                     <button type="submit" class="small" data-testid="apply-params">"Apply"</button>
                 </form>
             </Show>

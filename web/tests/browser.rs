@@ -163,11 +163,27 @@ async fn the_app_runs_an_in_page_fleet_and_stops_at_once() {
             .dyn_into()
             .unwrap();
     assert_eq!(device_velocity.value(), "2.5");
-    // A per-device value applies to that device only, and marks its card.
+    // A value that is no number is said in the editor, which stays open on Apply.
+    device_velocity.set_value("abc");
+    device_velocity
+        .dispatch_event(&web_sys::Event::new("change").unwrap())
+        .unwrap();
+    click("apply-params");
+    sleep(50).await;
+    assert!(!query_all("[data-testid=device-params]").is_empty());
+    assert!(
+        text("device-params-error").contains("velocity: \"abc\" is not a number"),
+        "{}",
+        text("device-params-error")
+    );
+    assert_eq!(text("edit-params"), "Parameters");
+    // A per-device value applies to that device only, and marks its card; the message goes.
     device_velocity.set_value("0.5");
     device_velocity
         .dispatch_event(&web_sys::Event::new("change").unwrap())
         .unwrap();
+    sleep(50).await;
+    assert_eq!(text("device-params-error"), "");
     click("apply-params");
     assert!(eventually(2_000, || text("edit-params") == "Parameters*").await);
 
@@ -188,6 +204,19 @@ async fn the_app_runs_an_in_page_fleet_and_stops_at_once() {
         .unwrap();
     sleep(50).await;
     assert_eq!(input.value(), "30");
+    // Said next to the field, with what is allowed, until the field gets a good value.
+    assert!(
+        text("field-error-devices").contains("a whole number from 1 to"),
+        "{}",
+        text("field-error-devices")
+    );
+    input.set_value("31");
+    input
+        .dispatch_event(&web_sys::Event::new("change").unwrap())
+        .unwrap();
+    sleep(50).await;
+    assert_eq!(text("field-error-devices"), "");
+    assert_eq!(input.value(), "31");
     // Settings persist: Start saved them.
     assert!(
         storage
