@@ -715,6 +715,9 @@ pub fn App() -> impl IntoView {
         if state.get_untracked() != RunState::Stopped {
             stop();
         }
+        // The last fleet was kept for its cards and exports; the next one is built without it
+        // (two 100,000-device fleets at once would double the page's memory).
+        engine.set_value(None);
         errors.set(Vec::new());
         let s = settings.get_untracked();
         save_settings(&s);
