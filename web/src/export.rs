@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Datelike, Timelike};
+use chrono::{Datelike, Timelike};
 
 use crate::series::Series;
 
@@ -15,10 +15,7 @@ pub const CSV_HEADER: &str = "device,seq,time,ts,temperature,counterfactual,humi
 /// `ms` since the Unix epoch as ISO 8601 in UTC with milliseconds,
 /// `2025-11-27T08:00:00.000Z`.
 pub fn iso_time(ms: u64) -> String {
-    let at = i64::try_from(ms)
-        .ok()
-        .and_then(DateTime::from_timestamp_millis)
-        .unwrap_or(DateTime::UNIX_EPOCH);
+    let at = fleet_core::plan::utc(ms);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         at.year(),

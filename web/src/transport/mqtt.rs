@@ -380,11 +380,12 @@ impl<C: Connector> MqttTransport<C> {
         let stats = link.session.stats();
         let written = stats.published + stats.resent;
         let window = fleet_mqtt::session::MAX_INFLIGHT;
-        let window_full = link.session.inflight() >= usize::from(window);
         let fresh = written.saturating_sub(link.written_at_send);
+        // Cheapest tests first: `inflight()` walks the window, and this runs for every link
+        // at every poll.
         let due = pending >= SEND_BYTES
-            || (window_full && fresh >= u64::from(window / 2))
-            || now_ms >= link.sent_at_ms.saturating_add(SEND_EVERY_MS);
+            || now_ms >= link.sent_at_ms.saturating_add(SEND_EVERY_MS)
+            || (fresh >= u64::from(window / 2) && link.session.inflight() >= usize::from(window));
         if let Some(socket) = link.socket.as_mut().filter(|_| pending > 0 && due) {
             match socket.send(link.session.transmit()) {
                 Ok(()) => {

@@ -1,6 +1,6 @@
 //! Archive objects: one NDJSON object per batch under a Hive-style key (§4.4).
 
-use chrono::{DateTime, Datelike, Timelike};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 
 /// Content type of archive objects.
 pub const NDJSON_CONTENT_TYPE: &str = "application/x-ndjson";
@@ -21,12 +21,7 @@ pub struct ArchiveObject {
 /// batch's transport ids: a redelivered batch gets the same key and overwrites its object
 /// instead of duplicating it, and only digits and hex ever reach the key.
 pub(crate) fn key(prefix: &str, first_received_ms: u64, source_ids: &[&str]) -> String {
-    // Times beyond chrono's range (year 262143) cannot come from a real clock; they are
-    // filed under the epoch rather than dropped.
-    let at = i64::try_from(first_received_ms)
-        .ok()
-        .and_then(DateTime::from_timestamp_millis)
-        .unwrap_or(DateTime::UNIX_EPOCH);
+    let at = utc(first_received_ms);
     format!(
         "{prefix}/dt={:04}-{:02}-{:02}/hour={:02}/{first_received_ms:013}-{:016x}.ndjson",
         at.year(),
@@ -35,6 +30,15 @@ pub(crate) fn key(prefix: &str, first_received_ms: u64, source_ids: &[&str]) -> 
         at.hour(),
         fnv1a(source_ids),
     )
+}
+
+/// `ms` since the Unix epoch as a UTC time. Times beyond chrono's range (year 262143)
+/// cannot come from a real clock; they give the epoch rather than an error.
+pub fn utc(ms: u64) -> DateTime<Utc> {
+    i64::try_from(ms)
+        .ok()
+        .and_then(DateTime::from_timestamp_millis)
+        .unwrap_or(DateTime::UNIX_EPOCH)
 }
 
 /// 64-bit FNV-1a over the ids, each followed by 0xFF (a byte UTF-8 never contains, so

@@ -25,7 +25,7 @@ use crate::payload::{
 };
 use crate::topic::Topic;
 
-pub use archive::{ArchiveObject, NDJSON_CONTENT_TYPE};
+pub use archive::{ArchiveObject, NDJSON_CONTENT_TYPE, utc};
 pub use row::ReadingRow;
 
 /// Building under which rejected messages are counted when their topic names none.
